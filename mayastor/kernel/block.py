@@ -1,0 +1,114 @@
+"""Block devices through sysfs: size, logical block size, I/O counters, holders, device nodes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+SYS_BLOCK = "/sys/class/block"
+
+
+def name_of(path: str) -> str:
+    """Kernel name (``dm-3``, ``nvme0n1``, ``loop1``) of a block device node or a bare name."""
+    if "/" not in path:
+        if os.path.isdir(os.path.join(SYS_BLOCK, path)):
+            return path
+        raise FileNotFoundError(f"no block device named {path!r}")
+    st = os.stat(path)
+    if not stat.S_ISBLK(st.st_mode):
+        raise NotADirectoryError(f"{path} is not a block device")
+    link = f"/sys/dev/block/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return os.path.basename(os.path.realpath(link))
+
+
+def _read(name: str, attr: str) -> str:
+    with open(os.path.join(SYS_BLOCK, name, attr)) as f:
+        return f.read().strip()
+
+
+def size_bytes(dev: str) -> int:
+    return int(_read(name_of(dev), "size")) * 512
+
+
+def logical_block_size(dev: str) -> int:
+    name = name_of(dev)
+    return int(_read(name, "queue/logical_block_size"))
+
+
+def physical_block_size(dev: str) -> int:
+    return int(_read(name_of(dev), "queue/physical_block_size"))
+
+
+def devnum(dev: str) -> tuple[int, int]:
+    major, minor = _read(name_of(dev), "dev").split(":")
+    return int(major), int(minor)
+
+
+def holders(dev: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(SYS_BLOCK, name_of(dev), "holders")))
+
+
+def slaves(dev: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(SYS_BLOCK, name_of(dev), "slaves")))
+
+
+def devnode(name: str) -> str:
+    """/dev/<name>, created with mknod when devtmpfs lacks it (no udev in the VM)."""
+    path = f"/dev/{name}"
+    if not os.path.exists(path):
+        major, minor = _read(name, "dev").split(":")
+        os.mknod(path, 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
+    return path
+
+
+@dataclass(frozen=True)
+class IoStats:
+    """Counters of /sys/block/<dev>/stat (Documentation/block/stat.rst); sectors are 512 bytes."""
+
+    read_ios: int
+    read_merges: int
+    read_sectors: int
+    read_ticks_ms: int
+    write_ios: int
+    write_merges: int
+    write_sectors: int
+    write_ticks_ms: int
+    in_flight: int
+    io_ticks_ms: int
+    time_in_queue_ms: int
+    discard_ios: int = 0
+    discard_merges: int = 0
+    discard_sectors: int = 0
+    discard_ticks_ms: int = 0
+    flush_ios: int = 0
+    flush_ticks_ms: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "IoStats":
+        vals = [int(x) for x in text.split()]
+        if len(vals) < 11:
+            raise ValueError(f"block stat line has {len(vals)} fields, expected at least 11")
+        return cls(*vals[:17])
+
+    @property
+    def bytes_read(self) -> int:
+        return self.read_sectors * 512
+
+    @property
+    def bytes_written(self) -> int:
+        return self.write_sectors * 512
+
+
+def io_stats(dev: str) -> IoStats:
+    return IoStats.parse(_read(name_of(dev), "stat"))
+
+
+def parse_diskstats(text: str) -> dict[str, IoStats]:
+    """/proc/diskstats: ``major minor name`` followed by the same counters as the stat file."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 14:
+            out[parts[2]] = IoStats.parse(" ".join(parts[3:]))
+    return out

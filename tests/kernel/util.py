@@ -1,0 +1,48 @@
+"""Helpers shared by the kernel tests (no fixtures here)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import uuid
+
+TEST_NQN_PREFIX = "nqn.2019-05.io.openebs:test-"
+
+
+def run(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {res.returncode}: {res.stderr.strip()} {res.stdout.strip()}")
+    return res
+
+
+def new_nqn(tag: str = "") -> str:
+    return TEST_NQN_PREFIX + (tag + "-" if tag else "") + uuid.uuid4().hex[:8]
+
+
+def pattern(seed: int, size: int = 4096) -> bytes:
+    block = f"mayastor-test-block-{seed:08d}|".encode()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def write_direct(path: str, offset: int, data: bytes) -> None:
+    """O_DIRECT write through an aligned buffer (bypasses the page cache of ``path``)."""
+    buf = mmap.mmap(-1, len(data))
+    buf.write(data)
+    fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+    try:
+        assert os.pwritev(fd, [buf], offset) == len(data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_direct(path: str, offset: int, size: int) -> bytes:
+    buf = mmap.mmap(-1, size)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert os.preadv(fd, [buf], offset) == size
+    finally:
+        os.close(fd)
+    return bytes(buf)
