@@ -7,8 +7,8 @@ import uuid as _uuid
 
 # NVMe base spec: NQN is at most 223 bytes, "nqn.yyyy-mm.reverse.domain[:anything]" or the UUID form.
 NQN_MAX = 223
-_NQN_DATE = re.compile(r"^nqn\.\d{4}-\d{2}\.[A-Za-z0-9][A-Za-z0-9.-]*(:[\x21-\x7e]+)?$")
-_NQN_UUID = re.compile(r"^nqn\.2014-08\.org\.nvmexpress:uuid:[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+_NQN_DATE = re.compile(r"nqn\.\d{4}-\d{2}\.[A-Za-z0-9][A-Za-z0-9.-]*(:[\x21-\x7e]+)?")
+_NQN_UUID = re.compile(r"nqn\.2014-08\.org\.nvmexpress:uuid:[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 DISCOVERY_NQN = "nqn.2014-08.org.nvmexpress.discovery"
 
 
@@ -17,7 +17,7 @@ def is_valid_nqn(nqn: str) -> bool:
         return False
     if "/" in nqn or "\0" in nqn:
         return False
-    return bool(_NQN_UUID.match(nqn) or _NQN_DATE.match(nqn))
+    return bool(_NQN_UUID.fullmatch(nqn) or _NQN_DATE.fullmatch(nqn))
 
 
 def check_nqn(nqn: str) -> str:
@@ -51,11 +51,11 @@ def check_ana_grpid(grpid: int) -> int:
     return grpid
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def check_plain_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
         raise ValueError(f"invalid {what} {name!r}: 1-64 of [A-Za-z0-9_.:-], not '.' or '..'")
     return name
 

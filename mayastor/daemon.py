@@ -19,8 +19,8 @@ from .kernel import modules
 log = logging.getLogger("mayastor")
 
 # SPDK-only flags of io-engine: accepted so existing manifests work, ignored with a warning.
-SPDK_FLAGS_WITH_VALUE = ("-l", "--log-components", "-m", "--reactor-mask", "-s", "--mem-size",
-                         "-r", "--rpc-address", "--huge-dir", "--env-context")
+SPDK_FLAGS_WITH_VALUE = (("-l", "--log-components"), ("-m", "--reactor-mask"), ("-s", "--mem-size"),
+                         ("-r", "--rpc-address"), ("--huge-dir",), ("--env-context",))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-only", action="store_true", help="log the capability probe and exit")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--version", action="version", version=f"mayastor {__version__}")
-    for flag in SPDK_FLAGS_WITH_VALUE:
-        p.add_argument(flag, dest=f"spdk_{flag.lstrip('-').replace('-', '_')}", default=None,
+    for flags in SPDK_FLAGS_WITH_VALUE:
+        p.add_argument(*flags, dest=f"spdk_{flags[-1].lstrip('-').replace('-', '_')}", default=None,
                        help=argparse.SUPPRESS)
     return p
 

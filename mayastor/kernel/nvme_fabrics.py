@@ -67,7 +67,7 @@ class HostIdentity:
 
 
 # connect ------------------------------------------------------------------------------------
-_SAFE = re.compile(r"^[^,=\s\0]+$")
+_SAFE = re.compile(r"[^,=\s\0]+")
 
 
 @dataclass
@@ -105,7 +105,7 @@ class ConnectOptions:
         parts = []
         for key, value in pairs:
             text = str(value)
-            if not _SAFE.match(text):
+            if not _SAFE.fullmatch(text):
                 raise ValueError(f"invalid value for {key}: {text!r}")
             parts.append(f"{key}={text}")
         for flag in ("duplicate_connect", "hdr_digest", "data_digest"):
