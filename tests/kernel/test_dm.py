@@ -42,6 +42,8 @@ def test_linear_matches_dmsetup(dmc, make_loop, make_dm):
     assert (listed["mstest-lin"].major, listed["mstest-lin"].minor) == (info.major, info.minor)
     assert block.size_bytes(info.devnode) == 6 * MiB * 512
     assert dmc.deps("mstest-lin") == [block.devnum(disk.path)]
+    assert block.holders(disk.path) == [f"dm-{info.minor}"]
+    assert block.slaves(info.devnode) == [disk.name]
     # data lands at the mapped offset of the loop device
     data = pattern(3, 4096)
     write_direct(info.devnode, 0, data)
@@ -134,7 +136,8 @@ def test_raid1_status_check_and_reload(dmc, make_loop, make_dm):
     table2 = Raid1Table(legs=table.legs, region_size=1024, min_recovery_rate=5000, max_recovery_rate=100000)
     dmc.load("mstest-raid", [dm.Target(0, 32 * MiB, "raid", table2.params())])
     assert dmc.info("mstest-raid").inactive_table
-    assert dmc.suspend("mstest-raid").suspended
+    assert dmc.suspend("mstest-raid", noflush=True).suspended
+    assert "suspended" in dmsetup("info", "mstest-raid").lower()
     info = dmc.resume("mstest-raid")
     assert not info.suspended and not info.inactive_table
     assert Raid1Table.parse(dmc.table("mstest-raid")[0].params) == table2

@@ -59,3 +59,31 @@ def test_connect_to_missing_subsystem_reports_kernel_reason(nvmet, make_loop, ho
                                      hostid=host_identity.hostid))
     assert err.value.reason, "expected the kernel's log line in the error"
     assert nf.find_controllers(missing) == []
+
+
+def test_namespace_revalidate_size_after_growth(nvmet, make_loop, host_identity, tmp_path):
+    from mayastor.kernel import loop
+
+    backing = make_loop(16)
+    subsys, ns, _port, ns_uuid = export(nvmet, backing.path)
+    ctrl = nf.connect(nf.ConnectOptions(nqn=subsys.nqn, traddr=ADDR, hostnqn=host_identity.hostnqn,
+                                        hostid=host_identity.hostid))
+    try:
+        dev = nf.wait_for_namespace(ns_uuid)
+        assert block.size_bytes(dev.path) == 16 << 20
+        with open(backing.backing_file, "r+b") as f:
+            f.truncate(48 << 20)
+        loop.set_capacity(backing)
+        assert block.size_bytes(backing.path) == 48 << 20
+        ns.revalidate_size()  # nvmet re-reads the size and sends a namespace-changed AEN
+        import time
+        deadline = time.monotonic() + 10
+        while block.size_bytes(dev.path) != 48 << 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert block.size_bytes(dev.path) == 48 << 20
+    finally:
+        nf.disconnect(ctrl)
+    ns.disable()
+    with pytest.raises(Exception) as err:  # EINVAL on a disabled namespace
+        ns.revalidate_size()
+    assert getattr(err.value, "errno", None) == 22
