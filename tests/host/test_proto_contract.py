@@ -1,0 +1,211 @@
+"""Our .proto files against the wire contract in shared/docs/mayastor-api.md.
+
+The contract's compact notation (section 1.4 messages, section 1.3 enums) is parsed directly, so
+every field number, type and label is compared with the descriptors protoc builds from proto/v1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import FieldDescriptor as FD
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT.parent / "shared" / "docs" / "mayastor-api.md"
+PROTO_DIR = ROOT / "proto" / "v1"
+
+SCALARS = {"str": FD.TYPE_STRING, "u64": FD.TYPE_UINT64, "u32": FD.TYPE_UINT32, "i64": FD.TYPE_INT64,
+           "i32": FD.TYPE_INT32, "f32": FD.TYPE_FLOAT, "bool": FD.TYPE_BOOL}
+WELL_KNOWN = {"SV": "google.protobuf.StringValue", "TS": "google.protobuf.Timestamp",
+              "Dur": "google.protobuf.Duration"}
+
+# The messages and services of the files written so far (nexus/snapshot/bdev/test come later).
+FILES = ["common", "pool", "replica", "registration", "host", "stats"]
+EXPECTED_MESSAGES = [
+    "MayastorFeatures", "MayastorBugFixes", "RegisterRequest", "DeregisterRequest",
+    "CreatePoolRequest", "PoolMetadataArgs", "ImportPoolRequest", "DestroyPoolRequest", "ExportPoolRequest",
+    "GrowPoolRequest", "Pool", "PoolMetadataInfo", "PoolTypeValue", "ListPoolOptions", "ListPoolsResponse",
+    "GrowPoolResponse", "CreateReplicaRequest", "Replica", "ReplicaSpaceUsage", "DestroyReplicaRequest",
+    "ShareReplicaRequest", "UnshareReplicaRequest", "ResizeReplicaRequest", "SetReplicaEntityIdRequest",
+    "ListReplicaOptions", "ListReplicaOptions.Query", "ListReplicasResponse", "MayastorInfoResponse",
+    "BackCompatMayastorFeatures", "ListBlockDevicesRequest", "ListBlockDevicesResponse", "BlockDevice",
+    "BlockDevice.Partition", "BlockDevice.Filesystem", "ResourceUsage", "GetMayastorResourceUsageResponse",
+    "NvmeController", "ListNvmeControllersResponse", "NvmeControllerIoStats", "StatNvmeControllerRequest",
+    "StatNvmeControllerResponse", "ListStatsOption", "PoolIoStatsResponse", "NexusIoStatsResponse",
+    "ReplicaIoStatsResponse", "ReplicaIoStats", "IoStats",
+]
+EXPECTED_ENUMS = ["ShareProtocol", "PoolType", "PoolState", "NvmeControllerState", "APIVersion"]
+SERVICES = {
+    "PoolRpc": ["CreatePool", "DestroyPool", "ExportPool", "ImportPool", "ListPools", "GrowPool"],
+    "ReplicaRpc": ["CreateReplica", "DestroyReplica", "ListReplicas", "ShareReplica", "UnshareReplica",
+                   "ResizeReplica", "SetReplicaEntityId"],
+    "HostRpc": ["GetMayastorInfo", "ListBlockDevices", "GetMayastorResourceUsage", "ListNvmeControllers",
+                "StatNvmeController"],
+    "StatsRpc": ["GetPoolIoStats", "GetNexusIoStats", "GetReplicaIoStats", "ResetIoStats"],
+    "Registration": ["Register", "Deregister"],
+}
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end)]
+
+
+def _matching_brace(text: str, open_at: int) -> int:
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ValueError("unbalanced braces in the contract")
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in body:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        if ch == ";" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _parse_body(name: str, body: str, out: dict) -> None:
+    fields = out.setdefault(name, {})
+    carried = None
+    for part in _split_top(body):
+        m = re.match(r"message\s+(\w+)\s*\{(.*)\}$", part, re.S)
+        if m:
+            _parse_body(f"{name}.{m.group(1)}", m.group(2), out)
+            continue
+        m = re.match(r"oneof\s+\w+\s*\{(.*)\}$", part, re.S)
+        if m:
+            for sub in _split_top(m.group(1)):
+                words = sub.split()
+                fname, num = words[-1].split("=")
+                fields[fname] = ("oneof", words[0], int(num))
+            continue
+        words = part.split()
+        label = words[0] if words[0] in ("opt", "rep") else ""
+        words = words[1:] if label else words
+        if len(words) == 2:
+            carried = words[0]
+        fname, num = words[-1].split("=")
+        fields[fname] = (label, carried, int(num))
+
+
+def contract_messages() -> dict[str, dict[str, tuple[str, str, int]]]:
+    text = _section(CONTRACT.read_text(), "### 1.4", "### 1.5")
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    out: dict = {}
+    for m in re.finditer(r"([A-Z][\w.]*(?:\s*,\s*[A-Z][\w./]*)*)\s*\{", text):
+        if text[m.start() - 1:m.start()] not in ("", " ", "\n", "\t"):
+            continue
+        end = _matching_brace(text, m.end() - 1)
+        for name in re.split(r"\s*,\s*", m.group(1)):
+            if "/" not in name:
+                _parse_body(name, text[m.end():end], out)
+    return out
+
+
+def contract_enums() -> dict[str, dict[str, int]]:
+    text = _section(CONTRACT.read_text(), "### 1.3", "### 1.4")
+    out: dict[str, dict[str, int]] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"(\w+)(?: \(\w+\))?: (.*)$", line)
+        if m:
+            current, rest = m.group(1), m.group(2)
+        elif current and line.startswith(" "):
+            rest = line  # continuation of the previous enum
+        else:
+            current = None
+            continue
+        pairs = re.findall(r"(\w+)=(0x[0-9A-Fa-f]+|\d+)", rest)
+        out.setdefault(current, {}).update({k: int(v, 0) for k, v in pairs})
+    return out
+
+
+def _repeated(f) -> bool:
+    # protobuf 6 dropped FieldDescriptor.label in favour of is_repeated
+    return f.is_repeated if hasattr(f, "is_repeated") else f.label == FD.LABEL_REPEATED
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    from grpc_tools import protoc
+
+    out = tmp_path_factory.mktemp("gen")
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    files = [str(PROTO_DIR / f"{f}.proto") for f in FILES]
+    rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={out}",
+                      f"--grpc_python_out={out}", *files])
+    assert rc == 0, "protoc failed on proto/v1"
+    sys.path.insert(0, str(out))
+    try:
+        for f in FILES:
+            importlib.import_module(f"{f}_pb2")
+            importlib.import_module(f"{f}_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+    return descriptor_pool.Default()
+
+
+def test_contract_is_parsed():
+    msgs = contract_messages()
+    assert msgs["Pool"]["md_info"] == ("opt", "PoolMetadataInfo", 12)
+    assert msgs["ReplicaSpaceUsage"]["num_clusters"] == ("", "u64", 4)  # carried type
+    assert msgs["ListReplicaOptions.Query"]["clone"] == ("", "bool", 3)
+    assert msgs["DestroyReplicaRequest"]["pool_uuid"] == ("oneof", "str", 3)
+    assert contract_enums()["NvmeAnaState"]["NVME_ANA_CHANGE_STATE"] == 15
+
+
+@pytest.mark.parametrize("name", EXPECTED_MESSAGES)
+def test_message_matches_contract(pool, name):
+    spec = contract_messages()[name]
+    desc = pool.FindMessageTypeByName(f"mayastor.v1.{name}")
+    ours = {f.name: f for f in desc.fields}
+    assert set(ours) == set(spec), f"{name}: fields differ from the contract"
+    for fname, (label, ftype, number) in spec.items():
+        f = ours[fname]
+        assert f.number == number, f"{name}.{fname} number"
+        assert _repeated(f) == (label == "rep"), f"{name}.{fname} repeated"
+        if ftype in SCALARS:
+            assert f.type == SCALARS[ftype], f"{name}.{fname} type"
+            assert f.has_presence == (label in ("opt", "oneof")), f"{name}.{fname} optional"
+            assert (f.containing_oneof is not None and label == "oneof") or label != "oneof"
+        elif ftype in WELL_KNOWN:
+            assert f.message_type.full_name == WELL_KNOWN[ftype]
+        elif f.type == FD.TYPE_ENUM:
+            assert f.enum_type.name == ftype.split(".")[-1], f"{name}.{fname} enum type"
+        else:
+            # a short type name may refer to a message nested in this one (Query, Partition)
+            allowed = {f"mayastor.v1.{ftype}", f"mayastor.v1.{name.split('.')[0]}.{ftype}"}
+            assert f.type == FD.TYPE_MESSAGE and f.message_type.full_name in allowed, f"{name}.{fname} message type"
+
+
+@pytest.mark.parametrize("name", EXPECTED_ENUMS)
+def test_enum_matches_contract(pool, name):
+    desc = pool.FindEnumTypeByName(f"mayastor.v1.{name}")
+    assert {v.name: v.number for v in desc.values} == contract_enums()[name]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_services_and_methods(pool, service):
+    desc = pool.FindServiceByName(f"mayastor.v1.{service}")
+    assert [m.name for m in desc.methods] == SERVICES[service]
