@@ -166,9 +166,16 @@ def _wait_size(dev: NbdDevice, size: int, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def disconnect(dev: NbdDevice | int) -> None:
+def disconnect(dev: NbdDevice | int, timeout: float = 10.0) -> None:
+    """Disconnect and wait until the kernel reports the device unconfigured: teardown is
+    asynchronous, and the sysfs pid file vanishes before NBD_CMD_STATUS says disconnected."""
     index = dev.index if isinstance(dev, NbdDevice) else dev
     _request(NBD_CMD_DISCONNECT, [("NBD_ATTR_INDEX", index)], "nbd disconnect", f"nbd{index}")
+    deadline = time.monotonic() + timeout
+    while status(index).get(index):
+        if time.monotonic() > deadline:
+            raise NbdError(errno.ETIMEDOUT, "nbd disconnect", "device still configured", f"nbd{index}")
+        time.sleep(0.02)
 
 
 def status(index: int | None = None) -> dict[int, bool]:

@@ -17,7 +17,8 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = ROOT.parent / "shared" / "docs" / "mayastor-api.md"
+# The contract lives in the steering repo's shared/ beside this checkout (as in CI).
+CONTRACT = Path(os.environ.get("MAYASTOR_API_DOC", ROOT.parent / "shared" / "docs" / "mayastor-api.md"))
 PROTO_DIR = ROOT / "proto" / "v1"
 
 SCALARS = {"str": FD.TYPE_STRING, "u64": FD.TYPE_UINT64, "u32": FD.TYPE_UINT32, "i64": FD.TYPE_INT64,
@@ -50,6 +51,12 @@ SERVICES = {
     "StatsRpc": ["GetPoolIoStats", "GetNexusIoStats", "GetReplicaIoStats", "ResetIoStats"],
     "Registration": ["Register", "Deregister"],
 }
+
+
+def _contract_text() -> str:
+    if not CONTRACT.is_file():
+        pytest.fail(f"wire contract not found at {CONTRACT}: check out shared/ beside the repo or set MAYASTOR_API_DOC")
+    return CONTRACT.read_text()
 
 
 def _section(text: str, start: str, end: str) -> str:
@@ -109,7 +116,7 @@ def _parse_body(name: str, body: str, out: dict) -> None:
 
 
 def contract_messages() -> dict[str, dict[str, tuple[str, str, int]]]:
-    text = _section(CONTRACT.read_text(), "### 1.4", "### 1.5")
+    text = _section(_contract_text(), "### 1.4", "### 1.5")
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     out: dict = {}
@@ -124,7 +131,7 @@ def contract_messages() -> dict[str, dict[str, tuple[str, str, int]]]:
 
 
 def contract_enums() -> dict[str, dict[str, int]]:
-    text = _section(CONTRACT.read_text(), "### 1.3", "### 1.4")
+    text = _section(_contract_text(), "### 1.3", "### 1.4")
     out: dict[str, dict[str, int]] = {}
     current = None
     for line in text.splitlines():
