@@ -27,7 +27,7 @@ WELL_KNOWN = {"SV": "google.protobuf.StringValue", "TS": "google.protobuf.Timest
               "Dur": "google.protobuf.Duration"}
 
 # The messages and services of the files written so far (nexus/snapshot/bdev/test come later).
-FILES = ["common", "pool", "replica", "registration", "host", "stats"]
+FILES = ["common", "pool", "replica", "registration", "host", "stats", "nexus"]
 EXPECTED_MESSAGES = [
     "MayastorFeatures", "MayastorBugFixes", "RegisterRequest", "DeregisterRequest",
     "CreatePoolRequest", "PoolMetadataArgs", "ImportPoolRequest", "DestroyPoolRequest", "ExportPoolRequest",
@@ -40,8 +40,21 @@ EXPECTED_MESSAGES = [
     "NvmeController", "ListNvmeControllersResponse", "NvmeControllerIoStats", "StatNvmeControllerRequest",
     "StatNvmeControllerResponse", "ListStatsOption", "PoolIoStatsResponse", "NexusIoStatsResponse",
     "ReplicaIoStatsResponse", "ReplicaIoStats", "IoStats",
+    "CreateNexusRequest", "Nexus", "Child", "DestroyNexusRequest", "ShutdownNexusRequest", "UnpublishNexusRequest",
+    "GetNvmeAnaStateRequest", "ResizeNexusRequest", "AddChildNexusRequest", "RemoveChildNexusRequest",
+    "FaultNexusChildRequest", "PublishNexusRequest", "ListNexusOptions", "ListNexusResponse",
+    "GetNvmeAnaStateResponse", "SetNvmeAnaStateRequest", "ChildOperationRequest", "StartRebuildRequest",
+    "StopRebuildRequest", "PauseRebuildRequest", "ResumeRebuildRequest", "RebuildStateRequest",
+    "RebuildStatsRequest", "RebuildStateResponse", "RebuildStatsResponse", "RebuildHistoryRequest",
+    "RebuildHistoryResponse", "RebuildHistoryRecord", "ListRebuildHistoryRequest", "ListRebuildHistoryResponse",
 ]
-EXPECTED_ENUMS = ["ShareProtocol", "PoolType", "PoolState", "NvmeControllerState", "APIVersion"]
+# "All other NexusRpc responses (...) = { Nexus nexus=1 }" in the contract
+NEXUS_ONLY_RESPONSES = ["CreateNexus", "ResizeNexus", "AddChildNexus", "RemoveChildNexus", "FaultNexusChild",
+                        "ShutdownNexus", "PublishNexus", "UnpublishNexus", "SetNvmeAnaState", "ChildOperation",
+                        "StartRebuild", "StopRebuild", "PauseRebuild", "ResumeRebuild"]
+EXPECTED_ENUMS = ["ShareProtocol", "PoolType", "PoolState", "NvmeControllerState", "APIVersion", "NexusState",
+                  "ChildState", "ChildStateReason", "NvmeAnaState", "NvmeReservation", "NexusNvmePreemption",
+                  "ChildAction", "RebuildJobState"]
 SERVICES = {
     "PoolRpc": ["CreatePool", "DestroyPool", "ExportPool", "ImportPool", "ListPools", "GrowPool"],
     "ReplicaRpc": ["CreateReplica", "DestroyReplica", "ListReplicas", "ShareReplica", "UnshareReplica",
@@ -50,6 +63,10 @@ SERVICES = {
                 "StatNvmeController"],
     "StatsRpc": ["GetPoolIoStats", "GetNexusIoStats", "GetReplicaIoStats", "ResetIoStats"],
     "Registration": ["Register", "Deregister"],
+    "NexusRpc": ["CreateNexus", "DestroyNexus", "ResizeNexus", "ListNexus", "AddChildNexus", "RemoveChildNexus",
+                 "FaultNexusChild", "ShutdownNexus", "PublishNexus", "UnpublishNexus", "GetNvmeAnaState",
+                 "SetNvmeAnaState", "ChildOperation", "StartRebuild", "StopRebuild", "PauseRebuild", "ResumeRebuild",
+                 "GetRebuildState", "GetRebuildStats", "GetRebuildHistory", "ListRebuildHistory"],
 }
 
 
@@ -106,6 +123,10 @@ def _parse_body(name: str, body: str, out: dict) -> None:
                 fname, num = words[-1].split("=")
                 fields[fname] = ("oneof", words[0], int(num))
             continue
+        m = re.match(r"map<(\w+),\s*(\w+)>\s+(\w+)=(\d+)$", part)
+        if m:
+            fields[m.group(3)] = ("map", m.group(2), int(m.group(4)))
+            continue
         words = part.split()
         label = words[0] if words[0] in ("opt", "rep") else ""
         words = words[1:] if label else words
@@ -115,36 +136,49 @@ def _parse_body(name: str, body: str, out: dict) -> None:
         fields[fname] = (label, carried, int(num))
 
 
+def _expand(name: str) -> list[str]:
+    """``Start/Stop/ResumeRebuildRequest`` -> StartRebuildRequest, StopRebuildRequest, ResumeRebuildRequest."""
+    if "/" not in name:
+        return [name]
+    *heads, last = name.split("/")
+    first = re.match(r"[A-Z][a-z]*", last).group(0)
+    suffix = last[len(first):]
+    return [h + suffix for h in heads] + [last]
+
+
 def contract_messages() -> dict[str, dict[str, tuple[str, str, int]]]:
     text = _section(_contract_text(), "### 1.4", "### 1.5")
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
     out: dict = {}
-    for m in re.finditer(r"([A-Z][\w.]*(?:\s*,\s*[A-Z][\w./]*)*)\s*\{", text):
+    for m in re.finditer(r"([A-Z][\w./]*(?:\s*,\s*[A-Z][\w./]*)*)\s*\{", text):
         if text[m.start() - 1:m.start()] not in ("", " ", "\n", "\t"):
             continue
         end = _matching_brace(text, m.end() - 1)
         for name in re.split(r"\s*,\s*", m.group(1)):
-            if "/" not in name:
-                _parse_body(name, text[m.end():end], out)
+            for expanded in _expand(name):
+                _parse_body(expanded, text[m.end():end], out)
     return out
 
 
 def contract_enums() -> dict[str, dict[str, int]]:
     text = _section(_contract_text(), "### 1.3", "### 1.4")
     out: dict[str, dict[str, int]] = {}
+    prefixes: dict[str, str] = {}
     current = None
     for line in text.splitlines():
-        m = re.match(r"(\w+)(?: \(\w+\))?: (.*)$", line)
+        m = re.match(r"(\w+)(?: \(([^)]*)\))?: (.*)$", line)
         if m:
-            current, rest = m.group(1), m.group(2)
+            current, rest = m.group(1), m.group(3)
+            prefix = re.search(r"prefixed (\w+)", m.group(2) or "")
+            prefixes[current] = prefix.group(1) if prefix else ""
         elif current and line.startswith(" "):
             rest = line  # continuation of the previous enum
         else:
             current = None
             continue
         pairs = re.findall(r"(\w+)=(0x[0-9A-Fa-f]+|\d+)", rest)
-        out.setdefault(current, {}).update({k: int(v, 0) for k, v in pairs})
+        out.setdefault(current, {}).update({prefixes[current] + k: int(v, 0) for k, v in pairs})
     return out
 
 
@@ -191,8 +225,12 @@ def test_message_matches_contract(pool, name):
     for fname, (label, ftype, number) in spec.items():
         f = ours[fname]
         assert f.number == number, f"{name}.{fname} number"
-        assert _repeated(f) == (label == "rep"), f"{name}.{fname} repeated"
-        if ftype in SCALARS:
+        assert _repeated(f) == (label in ("rep", "map")), f"{name}.{fname} repeated"
+        if label == "map":
+            entry = f.message_type
+            assert entry.GetOptions().map_entry, f"{name}.{fname} is not a map"
+            assert entry.fields_by_name["value"].message_type.name == ftype
+        elif ftype in SCALARS:
             assert f.type == SCALARS[ftype], f"{name}.{fname} type"
             assert f.has_presence == (label in ("opt", "oneof")), f"{name}.{fname} optional"
             assert (f.containing_oneof is not None and label == "oneof") or label != "oneof"
@@ -204,6 +242,14 @@ def test_message_matches_contract(pool, name):
             # a short type name may refer to a message nested in this one (Query, Partition)
             allowed = {f"mayastor.v1.{ftype}", f"mayastor.v1.{name.split('.')[0]}.{ftype}"}
             assert f.type == FD.TYPE_MESSAGE and f.message_type.full_name in allowed, f"{name}.{fname} message type"
+
+
+def test_nexus_only_responses(pool):
+    assert "= { Nexus nexus=1 }" in _contract_text()
+    for rpc in NEXUS_ONLY_RESPONSES:
+        desc = pool.FindMessageTypeByName(f"mayastor.v1.{rpc}Response")
+        assert [(f.name, f.number, f.message_type.full_name) for f in desc.fields] == [
+            ("nexus", 1, "mayastor.v1.Nexus")]
 
 
 @pytest.mark.parametrize("name", EXPECTED_ENUMS)
