@@ -27,7 +27,8 @@ WELL_KNOWN = {"SV": "google.protobuf.StringValue", "TS": "google.protobuf.Timest
               "Dur": "google.protobuf.Duration"}
 
 # The messages and services of the files written so far (nexus/snapshot/bdev/test come later).
-FILES = ["common", "pool", "replica", "registration", "host", "stats", "nexus"]
+FILES = ["common", "pool", "replica", "registration", "host", "stats", "nexus", "snapshot", "snapshot-rebuild",
+         "bdev", "json", "test"]
 EXPECTED_MESSAGES = [
     "MayastorFeatures", "MayastorBugFixes", "RegisterRequest", "DeregisterRequest",
     "CreatePoolRequest", "PoolMetadataArgs", "ImportPoolRequest", "DestroyPoolRequest", "ExportPoolRequest",
@@ -47,6 +48,17 @@ EXPECTED_MESSAGES = [
     "StopRebuildRequest", "PauseRebuildRequest", "ResumeRebuildRequest", "RebuildStateRequest",
     "RebuildStatsRequest", "RebuildStateResponse", "RebuildStatsResponse", "RebuildHistoryRequest",
     "RebuildHistoryResponse", "RebuildHistoryRecord", "ListRebuildHistoryRequest", "ListRebuildHistoryResponse",
+    "SnapshotInfo", "CreateReplicaSnapshotRequest", "CreateReplicaSnapshotResponse", "NexusCreateSnapshotRequest",
+    "NexusCreateSnapshotReplicaDescriptor", "NexusCreateSnapshotResponse", "NexusCreateSnapshotReplicaStatus",
+    "ListSnapshotsRequest", "ListSnapshotsRequest.Query", "ListSnapshotsResponse", "DestroySnapshotRequest",
+    "CreateSnapshotCloneRequest", "ListSnapshotCloneRequest", "ListSnapshotCloneResponse",
+    "CreateSnapshotRebuildRequest", "CreateSnapshotRebuildRequest.RebuildPolicy", "SnapshotRebuild",
+    "SnapshotRebuildBitmap", "ListSnapshotRebuildRequest", "ListSnapshotRebuildResponse",
+    "DestroySnapshotRebuildRequest", "Bdev", "CreateBdevRequest", "CreateBdevResponse", "DestroyBdevRequest",
+    "ListBdevOptions", "ListBdevResponse", "BdevShareRequest", "BdevShareResponse", "BdevUnshareRequest",
+    "JsonRpcRequest", "JsonRpcResponse", "TestFeatures", "WipeReplicaRequest", "StreamWipeOptions", "WipeOptions",
+    "WipeReplicaResponse", "FaultInjection", "AddFaultInjectionRequest", "RemoveFaultInjectionRequest",
+    "ListFaultInjectionsRequest", "ListFaultInjectionsReply",
 ]
 # "All other NexusRpc responses (...) = { Nexus nexus=1 }" in the contract
 NEXUS_ONLY_RESPONSES = ["CreateNexus", "ResizeNexus", "AddChildNexus", "RemoveChildNexus", "FaultNexusChild",
@@ -54,7 +66,8 @@ NEXUS_ONLY_RESPONSES = ["CreateNexus", "ResizeNexus", "AddChildNexus", "RemoveCh
                         "StartRebuild", "StopRebuild", "PauseRebuild", "ResumeRebuild"]
 EXPECTED_ENUMS = ["ShareProtocol", "PoolType", "PoolState", "NvmeControllerState", "APIVersion", "NexusState",
                   "ChildState", "ChildStateReason", "NvmeAnaState", "NvmeReservation", "NexusNvmePreemption",
-                  "ChildAction", "RebuildJobState"]
+                  "ChildAction", "RebuildJobState", "SnapshotRebuild.RebuildStatus", "WipeOptions.WipeMethod",
+                  "WipeOptions.CheckSumAlgorithm"]
 SERVICES = {
     "PoolRpc": ["CreatePool", "DestroyPool", "ExportPool", "ImportPool", "ListPools", "GrowPool"],
     "ReplicaRpc": ["CreateReplica", "DestroyReplica", "ListReplicas", "ShareReplica", "UnshareReplica",
@@ -67,6 +80,12 @@ SERVICES = {
                  "FaultNexusChild", "ShutdownNexus", "PublishNexus", "UnpublishNexus", "GetNvmeAnaState",
                  "SetNvmeAnaState", "ChildOperation", "StartRebuild", "StopRebuild", "PauseRebuild", "ResumeRebuild",
                  "GetRebuildState", "GetRebuildStats", "GetRebuildHistory", "ListRebuildHistory"],
+    "SnapshotRpc": ["CreateReplicaSnapshot", "CreateNexusSnapshot", "ListSnapshot", "DestroySnapshot",
+                    "CreateSnapshotClone", "ListSnapshotClone"],
+    "SnapshotRebuildRpc": ["CreateSnapshotRebuild", "ListSnapshotRebuild", "DestroySnapshotRebuild"],
+    "BdevRpc": ["Create", "Destroy", "List", "Share", "Unshare"],
+    "JsonRpc": ["JsonRpcCall"],
+    "TestRpc": ["GetFeatures", "WipeReplica", "AddFaultInjection", "RemoveFaultInjection", "ListFaultInjections"],
 }
 
 
@@ -167,7 +186,7 @@ def contract_enums() -> dict[str, dict[str, int]]:
     prefixes: dict[str, str] = {}
     current = None
     for line in text.splitlines():
-        m = re.match(r"(\w+)(?: \(([^)]*)\))?: (.*)$", line)
+        m = re.match(r"([\w.]+)(?: \(([^)]*)\))?: (.*)$", line)
         if m:
             current, rest = m.group(1), m.group(3)
             prefix = re.search(r"prefixed (\w+)", m.group(2) or "")
@@ -200,8 +219,8 @@ def pool(tmp_path_factory):
     sys.path.insert(0, str(out))
     try:
         for f in FILES:
-            importlib.import_module(f"{f}_pb2")
-            importlib.import_module(f"{f}_pb2_grpc")
+            importlib.import_module(f"{f.replace('-', '_')}_pb2")
+            importlib.import_module(f"{f.replace('-', '_')}_pb2_grpc")
     finally:
         sys.path.remove(str(out))
     return descriptor_pool.Default()
@@ -262,3 +281,5 @@ def test_enum_matches_contract(pool, name):
 def test_services_and_methods(pool, service):
     desc = pool.FindServiceByName(f"mayastor.v1.{service}")
     assert [m.name for m in desc.methods] == SERVICES[service]
+    if service == "TestRpc":  # WipeReplica streams its progress
+        assert desc.methods_by_name["WipeReplica"].server_streaming
