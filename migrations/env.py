@@ -1,0 +1,27 @@
+"""Alembic environment: used by mayastor.store.open_store (with a live connection) and by the
+``alembic`` command line (with sqlalchemy.url)."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from mayastor.store.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    conn = config.attributes.get("connection")
+    if conn is not None:
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.begin() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run()
