@@ -10,18 +10,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def migrate(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run() -> None:
     conn = config.attributes.get("connection")
     if conn is not None:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(conn)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.begin() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    with create_engine(config.get_main_option("sqlalchemy.url")).begin() as connection:
+        migrate(connection)
 
 
 run()

@@ -8,6 +8,7 @@ The pool's space is the linear concatenation of every disk's usable range; its f
 ``metadata_len`` bytes hold the dm-thin metadata device and the rest the data device.
 
 Block format: magic (16 bytes) | version u32 | body length u32 | crc32 of body u32 | JSON body.
+The format version lives only in the header.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class PoolLabel:
     metadata_len: int  # bytes at the start of the concatenated space for thin metadata
     disks: list[DiskEntry]
     this_disk: int = 0  # index of the disk this copy of the label was read from
-    version: int = VERSION
     extra: dict = field(default_factory=dict)
 
     @property
@@ -124,12 +124,12 @@ def plan(name: str, disk_sizes: list[int], cluster_size: int | None = None, md_r
         if usable < 2 * cluster:
             raise LabelError(f"disk {i} ({size} bytes) is too small for a pool")
         disks.append(DiskEntry(i, str(_uuid.uuid4()), size, LABEL_AREA, usable))
-    total = sum(d.length for d in disks)
-    meta = metadata_size(total, cluster, md_ratio)
-    if total - meta < cluster:
+    meta = metadata_size(sum(d.length for d in disks), cluster, md_ratio)
+    label = PoolLabel(name=name, pool_uuid=pool_uuid or str(_uuid.uuid4()), cluster_size=cluster,
+                      metadata_len=meta, disks=disks)
+    if label.data_len <= 0:
         raise LabelError("no room left for data after the thin metadata")
-    return PoolLabel(name=name, pool_uuid=pool_uuid or str(_uuid.uuid4()), cluster_size=cluster,
-                     metadata_len=meta, disks=disks)
+    return label
 
 
 def linear_segments(label: PoolLabel, disk_devs: list[str], start: int, length: int) -> list[tuple[int, int, str, int]]:

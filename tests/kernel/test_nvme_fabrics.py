@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from mayastor.kernel import block
+import configfs
+from mayastor.kernel import block, loop
 from mayastor.kernel import nvme_fabrics as nf
 
 from .test_configfs import ADDR, export
@@ -61,9 +64,7 @@ def test_connect_to_missing_subsystem_reports_kernel_reason(nvmet, make_loop, ho
     assert nf.find_controllers(missing) == []
 
 
-def test_namespace_revalidate_size_after_growth(nvmet, make_loop, host_identity, tmp_path):
-    from mayastor.kernel import loop
-
+def test_namespace_revalidate_size_after_growth(nvmet, make_loop, host_identity):
     backing = make_loop(16)
     subsys, ns, _port, ns_uuid = export(nvmet, backing.path)
     ctrl = nf.connect(nf.ConnectOptions(nqn=subsys.nqn, traddr=ADDR, hostnqn=host_identity.hostnqn,
@@ -76,7 +77,6 @@ def test_namespace_revalidate_size_after_growth(nvmet, make_loop, host_identity,
         loop.set_capacity(backing)
         assert block.size_bytes(backing.path) == 48 << 20
         ns.revalidate_size()  # nvmet re-reads the size and sends a namespace-changed AEN
-        import time
         deadline = time.monotonic() + 10
         while block.size_bytes(dev.path) != 48 << 20 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -84,6 +84,6 @@ def test_namespace_revalidate_size_after_growth(nvmet, make_loop, host_identity,
     finally:
         nf.disconnect(ctrl)
     ns.disable()
-    with pytest.raises(Exception) as err:  # EINVAL on a disabled namespace
+    with pytest.raises(configfs.CFSInvalidError) as err:  # EINVAL on a disabled namespace
         ns.revalidate_size()
-    assert getattr(err.value, "errno", None) == 22
+    assert err.value.errno == 22
