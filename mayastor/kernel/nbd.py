@@ -167,19 +167,23 @@ def _wait_size(dev: NbdDevice, size: int, timeout: float = 5.0) -> None:
 
 
 def disconnect(dev: NbdDevice | int, timeout: float = 10.0) -> None:
-    """Disconnect and wait until the kernel reports the device unconfigured: teardown is
-    asynchronous, and the sysfs pid file vanishes before NBD_CMD_STATUS says disconnected."""
+    """Disconnect and wait until the socket is gone (the sysfs pid file goes with the last
+    config reference). Teardown is asynchronous, so the wait matters."""
     index = dev.index if isinstance(dev, NbdDevice) else dev
     _request(NBD_CMD_DISCONNECT, [("NBD_ATTR_INDEX", index)], "nbd disconnect", f"nbd{index}")
     deadline = time.monotonic() + timeout
-    while status(index).get(index):
+    while is_connected(index):
         if time.monotonic() > deadline:
             raise NbdError(errno.ETIMEDOUT, "nbd disconnect", "device still configured", f"nbd{index}")
         time.sleep(0.02)
 
 
 def status(index: int | None = None) -> dict[int, bool]:
-    """{index: connected} for one device or all of them."""
+    """{index: config held} for one device or all of them, as NBD_CMD_STATUS reports it.
+
+    The kernel counts any opener (udev probing a device that was just disconnected) as a
+    config reference, so True here can mean "open", not "has a socket": use is_connected()
+    to ask whether a server is attached."""
     attrs = [("NBD_ATTR_INDEX", index)] if index is not None else []
     out: dict[int, bool] = {}
     for r in _request(NBD_CMD_STATUS, attrs, "nbd status"):

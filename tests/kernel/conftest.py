@@ -98,7 +98,7 @@ def no_leaks():
         if loops:
             problems.append(f"loop devices: {[(d.name, d.backing_file) for d in loops]}")
         if os.path.isdir("/sys/module/nbd"):
-            connected = [i for i, c in nbd.status().items() if c]
+            connected = [i for i in nbd.status() if nbd.is_connected(i)]
             if connected:
                 problems.append(f"nbd devices connected: {connected}")
         if not problems or time.monotonic() > deadline:
@@ -121,8 +121,8 @@ def _force_cleanup() -> None:
             except OSError:
                 pass
     if os.path.isdir("/sys/module/nbd"):
-        for i, c in nbd.status().items():
-            if c:
+        for i in nbd.status():
+            if nbd.is_connected(i):
                 nbd.disconnect(i)
     for dev in loop.list_attached():
         try:
