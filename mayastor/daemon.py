@@ -1,14 +1,16 @@
 """The ``mayastor`` node daemon.
 
-At this stage it parses Mayastor's flags, probes the kernel (optionally loading modules), logs what
-it found, refuses to run when a required facility is missing, and then idles until SIGTERM/SIGINT.
-The gRPC services arrive with the node-daemon issue.
+Parses Mayastor's flags, probes the kernel (optionally loading modules) and refuses to run when a
+required facility is missing, opens the state database (migrating it), reconciles the kernel with
+it, then serves the v1 gRPC API until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -67,13 +69,84 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.probe_only:
         return 0
+    try:
+        grpc_addr = grpc_address(args)
+        tgt = target_address(args)
+        node_name = args.node_name or os.environ.get("HOSTNAME") or "mayastor-node"
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    from .grpc.server import build_server
+    from .node import Node
+    from .store import open_store
+
+    from .errors import MayastorError
+    store = open_store(args.state_db)
+    try:
+        node = Node(node_name, store, tgt)
+    except MayastorError as exc:
+        log.error("%s (set it with -N)", exc)
+        return 2
+    log.info("node %s, state %s, nvmf target %s:8420", node.name, args.state_db, tgt)
+    node.reconcile()
+    server, port = build_server(node, grpc_addr)
+    server.start()
+    log.info("[V1] gRPC server configured at address %s", grpc_addr)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("ready (no gRPC services yet); waiting for SIGTERM")
     stop.wait()
     log.info("stopping")
+    server.stop(grace=5).wait()
+    node.close()
     return 0
+
+
+def grpc_address(args) -> str:
+    """-g ip[:port] (deprecated upstream, still used) or --grpc-ip/--grpc-port; default [::]:10124."""
+    ip, port = args.grpc_ip or "::", args.grpc_port
+    if args.grpc_endpoint:
+        ep = args.grpc_endpoint
+        if ep.startswith("["):
+            host, _, rest = ep[1:].partition("]")
+            ip, port = host, int(rest[1:]) if rest.startswith(":") else port
+        elif ep.count(":") == 1:
+            ip, p = ep.split(":")
+            port = int(p)
+        else:
+            ip = ep
+    ipaddress.ip_address(ip)  # ValueError on garbage
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid gRPC port {port}")
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def target_address(args) -> str:
+    """Where nvmet listens: -T (an IP or an interface name), $MY_POD_IP, the gRPC IP when it is
+    not a wildcard, else the first global IPv4 address of the host, else 127.0.0.1."""
+    candidate = args.tgt_ip or os.environ.get("MY_POD_IP")
+    if candidate:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            addr = _interface_address(candidate)
+            if addr is None:
+                raise ValueError(f"-T {candidate}: not an IP address or an interface with one") from None
+            return addr
+    if args.grpc_ip and args.grpc_ip not in ("::", "0.0.0.0"):
+        return args.grpc_ip
+    return _interface_address(None) or "127.0.0.1"
+
+
+def _interface_address(ifname: str | None) -> str | None:
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        links = {l["index"]: l.get_attr("IFLA_IFNAME") for l in ipr.get_links()}
+        for a in ipr.get_addr(family=2):
+            name = links.get(a["index"])
+            if (ifname is None and a["scope"] == 0 and name != "lo") or name == ifname:
+                return a.get_attr("IFA_ADDRESS")
+    return None
 
 
 if __name__ == "__main__":

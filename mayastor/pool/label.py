@@ -14,6 +14,7 @@ The format version lives only in the header.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import uuid as _uuid
 import zlib
@@ -151,3 +152,52 @@ def linear_segments(label: PoolLabel, disk_devs: list[str], start: int, length: 
     if cursor != end:
         raise LabelError("range beyond the pool's space")
     return out
+
+
+# -- on-disk I/O -----------------------------------------------------------------------------------
+
+def _pwrite_sync(dev: str, offset: int, data: bytes) -> None:
+    fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pread(dev: str, offset: int, length: int) -> bytes:
+    fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
+def backup_offset(disk_size: int) -> int:
+    return disk_size - LABEL_BLOCK
+
+
+def write_label(dev: str, label: PoolLabel, this_disk: int, disk_size: int) -> None:
+    """Write the backup copy first, then the primary, so one of them is whole after a crash."""
+    block = label.encode(this_disk)
+    _pwrite_sync(dev, backup_offset(disk_size), block)
+    _pwrite_sync(dev, 0, block)
+
+
+def read_label(dev: str, disk_size: int) -> PoolLabel | None:
+    """The label of a disk: the primary copy, else the backup; None when neither has our magic."""
+    errors = []
+    for offset in (0, backup_offset(disk_size)):
+        try:
+            return PoolLabel.decode(_pread(dev, offset, LABEL_BLOCK))
+        except LabelError as exc:
+            errors.append(str(exc))
+    if all("magic missing" in e for e in errors):
+        return None
+    raise LabelError(f"{dev}: damaged pool label ({'; '.join(errors)})")
+
+
+def wipe_label(dev: str, disk_size: int) -> None:
+    """Erase both label copies and the label area (catalog included)."""
+    _pwrite_sync(dev, backup_offset(disk_size), bytes(LABEL_BLOCK))
+    _pwrite_sync(dev, 0, bytes(LABEL_AREA))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -18,6 +18,7 @@ class Base(DeclarativeBase):
 
 # Lifecycle of a pool or replica row: intent recorded first, kernel work, then done.
 LIFECYCLE = ("creating", "ready", "destroying")
+KINDS = ("replica", "snapshot", "clone")
 
 
 class Pool(Base):
@@ -50,5 +51,10 @@ class Replica(Base):
     allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)
     lifecycle: Mapped[str] = mapped_column(String(16), default="creating")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="replica", server_default="replica")  # KINDS
+    # snapshot: uuid of the replica it was taken of; clone: uuid of the snapshot it came from
+    source_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    discarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    txn_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     pool: Mapped[Pool] = relationship(back_populates="replicas")

@@ -19,7 +19,7 @@ def store(tmp_path):
 
 
 def test_new_database_is_at_head(store):
-    assert store.revision() == head_revision() == "0001"
+    assert store.revision() == head_revision() == "0002"
 
 
 def test_migrated_schema_equals_models(store):

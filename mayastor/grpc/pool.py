@@ -1,0 +1,78 @@
+"""mayastor.v1.PoolRpc."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from ..pool.service import LivePool
+from . import protos as P
+from .status import opt, rpc
+
+POOL_ONLINE = 1
+
+
+def pool_message(node, pool: LivePool) -> "P.pool.Pool":
+    used = pool.used()
+    committed = sum(v.row.size for v in node.replicas.list(pooluuid=pool.uuid, kinds=("replica", "clone")))
+    st = pool.thin.status()
+    return P.pool.Pool(
+        uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=POOL_ONLINE,
+        capacity=pool.capacity, used=used, pooltype=0, committed=committed, cluster_size=pool.cluster_size,
+        page_size=4096, disk_capacity=pool.disk_capacity,
+        md_info=P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks,
+                                        md_used_pages=st.used_metadata_blocks))
+
+
+class PoolRpc(P.pool_grpc.PoolRpcServicer):
+    def __init__(self, node):
+        self.node = node
+
+    @rpc
+    def CreatePool(self, request, context):
+        md_ratio = request.md_args.md_resv_ratio if request.HasField("md_args") and \
+            request.md_args.HasField("md_resv_ratio") else None
+        pool = self.node.pools.create(request.name, list(request.disks), opt(request, "uuid"), request.pooltype,
+                                      opt(request, "cluster_size"), md_ratio)
+        self.node.replicas.bring_up(pool)  # create-or-import: an imported pool brings its replicas
+        return pool_message(self.node, pool)
+
+    @rpc
+    def ImportPool(self, request, context):
+        pool = self.node.pools.import_pool(request.name, list(request.disks), opt(request, "uuid"),
+                                           request.pooltype)
+        self.node.replicas.bring_up(pool)
+        return pool_message(self.node, pool)
+
+    def _find(self, request) -> LivePool:
+        uuid = opt(request, "uuid")
+        pool = self.node.pools.find(request.name or uuid or "")
+        if uuid and pool.uuid != uuid:
+            from ..errors import NotFound
+            raise NotFound(f"pool {request.name} with uuid {uuid} not found")
+        return pool
+
+    @rpc
+    def DestroyPool(self, request, context):
+        pool = self._find(request)
+        self.node.pools.destroy(pool.uuid, self.node.replicas)
+        return empty_pb2.Empty()
+
+    @rpc
+    def ExportPool(self, request, context):
+        pool = self._find(request)
+        self.node.pools.export(pool.uuid, self.node.replicas)
+        return empty_pb2.Empty()
+
+    @rpc
+    def GrowPool(self, request, context):
+        pool = self._find(request)
+        before = pool_message(self.node, pool)
+        _, pool = self.node.pools.grow(pool.uuid)
+        return P.pool.GrowPoolResponse(previous_pool=before, current_pool=pool_message(self.node, pool))
+
+    @rpc
+    def ListPools(self, request, context):
+        if request.HasField("pooltype") and request.pooltype.value != 0:
+            return P.pool.ListPoolsResponse()
+        pools = self.node.pools.list(opt(request, "name"), opt(request, "uuid"))
+        return P.pool.ListPoolsResponse(pools=[pool_message(self.node, p) for p in pools])

@@ -1,0 +1,31 @@
+"""One gRPC server for every v1 service, as io-engine runs on [::]:10124."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+
+from . import protos as P
+from .host import HostRpc
+from .pool import PoolRpc
+from .replica import ReplicaRpc
+from .snapshot import SnapshotRpc
+from .stats import StatsRpc
+
+log = logging.getLogger("mayastor.grpc")
+
+
+def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, int]:
+    """Bind the v1 services; returns the server (not started) and the port bound."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"))
+    P.pool_grpc.add_PoolRpcServicer_to_server(PoolRpc(node), server)
+    P.replica_grpc.add_ReplicaRpcServicer_to_server(ReplicaRpc(node), server)
+    P.snapshot_grpc.add_SnapshotRpcServicer_to_server(SnapshotRpc(node), server)
+    P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, address), server)
+    P.stats_grpc.add_StatsRpcServicer_to_server(StatsRpc(node), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC to {address}")
+    return server, port

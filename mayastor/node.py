@@ -1,0 +1,36 @@
+"""One node's services wired together: the state store, the kernel handles and the domain services."""
+
+from __future__ import annotations
+
+import logging
+
+from . import validate
+from .kernel.dm import DeviceMapper
+from .locks import KeyedLocks
+from .pool.service import PoolService
+from .pool.thinpool import Tags
+from .replica.service import ReplicaService
+from .replica.share import NvmfTarget
+from .store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420):
+        self.name = validate.node_name(name)
+        self.store = store
+        self.ctl = DeviceMapper()
+        self.tags = Tags(self.name)
+        self.locks = KeyedLocks()
+        self.pools = PoolService(store, self.ctl, self.tags, self.locks)
+        self.target = NvmfTarget(target_address, nvmf_port)
+        self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
+
+    def reconcile(self) -> None:
+        from .reconcile import reconcile
+        reconcile(self)
+
+    def close(self) -> None:
+        self.ctl.close()
+        self.store.close()

@@ -1,0 +1,396 @@
+"""Pools: create-or-import, import, export, destroy, grow, list.
+
+Every mutating call follows validate → record intent in SQLite → apply to the kernel (idempotent)
+→ record done. A pool that is up lives in `PoolService.live` with its open disks, its `ThinPool`
+and its replica catalog; replica calls on it hold its lock (`locks.hold(pool uuid)`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from .. import validate
+from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
+from ..kernel import loop
+from ..kernel.dm import DeviceMapper
+from ..kernel.errors import KernelError
+from ..locks import KeyedLocks
+from ..store import Pool as PoolRow
+from ..store import Replica as ReplicaRow
+from ..store.db import Store
+from . import catalog as cat
+from .disk import DiskUri, OpenDisk, open_disk, parse
+from .label import LabelError, PoolLabel, plan, read_label, wipe_label, write_label
+from .thinpool import ThinPool, Tags
+
+log = logging.getLogger(__name__)
+POOL_TYPE_LVS = 0
+
+
+@dataclass
+class LivePool:
+    uuid: str
+    name: str
+    disks: list[str]  # canonical URIs, in label order
+    label: PoolLabel
+    open_disks: list[OpenDisk]
+    thin: ThinPool
+    catalog: cat.Catalog = field(default_factory=cat.Catalog)
+
+    @property
+    def catalog_device(self) -> str:
+        return self.open_disks[0].device
+
+    @property
+    def capacity(self) -> int:
+        return self.label.data_len
+
+    @property
+    def cluster_size(self) -> int:
+        return self.label.cluster_size
+
+    @property
+    def disk_capacity(self) -> int:
+        return sum(d.size for d in self.open_disks)
+
+    def used(self) -> int:
+        st = self.thin.status()
+        return st.used_data_blocks * self.cluster_size
+
+    def reported_disks(self) -> list[str]:
+        return [f"{u}?uuid={d.disk_uuid}" for u, d in zip(self.disks, self.label.disks)]
+
+
+def _wrap_kernel(what: str, exc: Exception) -> Internal:
+    return Internal(f"{what}: {exc}")
+
+
+class PoolService:
+    def __init__(self, store: Store, ctl: DeviceMapper, tags: Tags, locks: KeyedLocks):
+        self.store, self.ctl, self.tags, self.locks = store, ctl, tags, locks
+        self.live: dict[str, LivePool] = {}
+        self._registry = threading.Lock()  # guards the set of pools (create/import/export/destroy)
+        self.loop_tag = f"mayastor:{tags.node}"
+
+    # lookup -------------------------------------------------------------------------------------
+    def find(self, name_or_uuid: str) -> LivePool:
+        for p in list(self.live.values()):
+            if name_or_uuid in (p.uuid, p.name):
+                return p
+        raise NotFound(f"pool {name_or_uuid} not found")
+
+    def list(self, name: str | None = None, uuid: str | None = None) -> list[LivePool]:
+        return [p for p in self.live.values()
+                if (name is None or p.name == name) and (uuid is None or p.uuid == uuid)]
+
+    # create / import ----------------------------------------------------------------------------
+    @staticmethod
+    def _parse_disks(disks: list[str]) -> list[DiskUri]:
+        if not disks:
+            raise InvalidArgument("a pool needs at least one disk")
+        parsed = [parse(d) for d in disks]
+        if len({d.path for d in parsed}) != len(parsed):
+            raise InvalidArgument("the same disk is listed twice")
+        return parsed
+
+    def _check_disks_free(self, parsed: list[DiskUri], except_uuid: str | None = None) -> None:
+        for p in self.live.values():
+            if p.uuid == except_uuid:
+                continue
+            used = {parse(u).path for u in p.disks}
+            for d in parsed:
+                if d.path in used:
+                    raise InvalidArgument(f"disk {d.canonical} is already used by pool {p.name}")
+
+    def create(self, name: str, disks: list[str], uuid: str | None = None, pooltype: int = POOL_TYPE_LVS,
+               cluster_size: int | None = None, md_ratio: float | None = None) -> LivePool:
+        validate.name(name, "pool name")
+        uuid = validate.optional_uuid(uuid, "pool uuid")
+        if pooltype != POOL_TYPE_LVS:
+            raise InvalidArgument("only the Lvs pool type is supported (pools are dm-thin here)")
+        if md_ratio is not None and not 0 < md_ratio <= 100:
+            raise InvalidArgument("md_resv_ratio must be positive")
+        parsed = self._parse_disks(disks)
+        with self._registry:
+            existing = next((p for p in self.live.values() if p.name == name), None)
+            if existing is not None:
+                if sorted(parse(u).path for u in existing.disks) == sorted(d.path for d in parsed):
+                    raise AlreadyExists(f"pool {name} already exists on {', '.join(existing.disks)}")
+                raise InvalidArgument(f"pool {name} already exists on other disks ({', '.join(existing.disks)})")
+            if uuid and uuid in self.live:
+                raise InvalidArgument(f"pool uuid {uuid} is already used by pool {self.live[uuid].name}")
+            self._check_disks_free(parsed)
+            opened = self._open_all(parsed, create=True)
+            try:
+                labels = self._read_labels(opened)
+                if any(labels):
+                    found = next(l for l in labels if l)
+                    if found.name != name:
+                        raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
+                    if uuid and found.pool_uuid != uuid:
+                        raise InvalidArgument(f"pool {name} on these disks has uuid {found.pool_uuid}, not {uuid}")
+                    return self._import_locked(name, opened, labels)
+                return self._create_locked(name, uuid, opened, cluster_size, md_ratio or 1.0)
+            except BaseException:
+                self._close_all(opened)
+                raise
+
+    def _open_all(self, parsed: list[DiskUri], create: bool = False) -> list[OpenDisk]:
+        opened: list[OpenDisk] = []
+        try:
+            for d in parsed:
+                opened.append(open_disk(d, create=create, loop_tag=self.loop_tag))
+        except KernelError as exc:
+            self._close_all(opened)
+            raise _wrap_kernel("open disk", exc) from None
+        except BaseException:
+            self._close_all(opened)
+            raise
+        return opened
+
+    @staticmethod
+    def _close_all(opened: list[OpenDisk]) -> None:
+        for d in opened:
+            try:
+                d.close()
+            except OSError as exc:
+                log.warning("detach %s: %s", d.device, exc)
+
+    @staticmethod
+    def _read_labels(opened: list[OpenDisk]) -> list[PoolLabel | None]:
+        try:
+            return [read_label(d.device, d.size) for d in opened]
+        except LabelError as exc:
+            raise FailedPrecondition(str(exc)) from None
+
+    def _create_locked(self, name: str, uuid: str | None, opened: list[OpenDisk], cluster_size: int | None,
+                       md_ratio: float) -> LivePool:
+        try:
+            label = plan(name, [d.size for d in opened], cluster_size, md_ratio, uuid)
+        except LabelError as exc:
+            raise InvalidArgument(str(exc)) from None
+        with self.store.session() as s:
+            s.add(PoolRow(uuid=label.pool_uuid, name=name, disks=[d.uri.canonical for d in opened],
+                          cluster_size=label.cluster_size, lifecycle="creating", transaction_id=0))
+        pool = LivePool(label.pool_uuid, name, [d.uri.canonical for d in opened], label, opened,
+                        ThinPool(self.ctl, self.tags, label, [d.device for d in opened]))
+        try:
+            pool.thin.assemble(fresh=True)
+            self.write_catalog(pool, [])
+            for i, d in enumerate(opened):
+                write_label(d.device, label, i, d.size)
+            with self.store.session() as s:
+                row = s.get(PoolRow, pool.uuid)
+                row.lifecycle = "ready"
+                row.transaction_id = pool.catalog.generation
+        except BaseException as exc:
+            self._undo_create(pool)
+            if isinstance(exc, KernelError):
+                raise _wrap_kernel(f"create pool {name}", exc) from None
+            raise
+        self.live[pool.uuid] = pool
+        log.info("pool %s (%s) created on %s", name, pool.uuid, ", ".join(pool.disks))
+        return pool
+
+    def _undo_create(self, pool: LivePool) -> None:
+        try:
+            pool.thin.teardown()
+            for d in pool.open_disks:
+                wipe_label(d.device, d.size)
+        except Exception as exc:  # keep the row: reconcile retries the rollback
+            log.error("rolling back pool %s: %s", pool.name, exc)
+            return
+        with self.store.session() as s:
+            row = s.get(PoolRow, pool.uuid)
+            if row is not None:
+                s.delete(row)
+
+    def import_pool(self, name: str, disks: list[str], uuid: str | None = None,
+                    pooltype: int = POOL_TYPE_LVS) -> LivePool:
+        validate.name(name, "pool name")
+        uuid = validate.optional_uuid(uuid, "pool uuid")
+        if pooltype != POOL_TYPE_LVS:
+            raise InvalidArgument("only the Lvs pool type is supported")
+        parsed = self._parse_disks(disks)
+        with self._registry:
+            for p in self.live.values():
+                if p.name == name or p.uuid == uuid:
+                    raise AlreadyExists(f"pool {p.name} ({p.uuid}) is already imported")
+            self._check_disks_free(parsed)
+            opened = self._open_all(parsed)
+            try:
+                labels = self._read_labels(opened)
+                if not any(labels):
+                    raise NotFound(f"no pool label on {', '.join(d.canonical for d in parsed)}")
+                found = next(l for l in labels if l)
+                if found.name != name:
+                    raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
+                if uuid and found.pool_uuid != uuid:
+                    raise InvalidArgument(f"pool {name} has uuid {found.pool_uuid}, not {uuid}")
+                return self._import_locked(name, opened, labels)
+            except BaseException:
+                self._close_all(opened)
+                raise
+
+    def _import_locked(self, name: str, opened: list[OpenDisk], labels: list[PoolLabel | None]) -> LivePool:
+        first = next(l for l in labels if l)
+        if any(l is None or l.pool_uuid != first.pool_uuid for l in labels):
+            raise InvalidArgument("the disks given belong to different pools (or some carry no label)")
+        by_uuid = {l.disks[l.this_disk].disk_uuid: d for l, d in zip(labels, opened)}
+        wanted = [e.disk_uuid for e in first.disks]
+        if set(by_uuid) != set(wanted):
+            raise FailedPrecondition(f"pool {name} spans {len(wanted)} disks; {len(opened)} given do not match")
+        ordered = [by_uuid[u] for u in wanted]
+        label = labels[opened.index(ordered[0])]
+        label.this_disk = 0
+        pool = LivePool(label.pool_uuid, name, [d.uri.canonical for d in ordered], label, ordered,
+                        ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]))
+        try:
+            pool.thin.assemble()
+            pool.catalog = cat.read(pool.catalog_device)
+        except KernelError as exc:
+            raise _wrap_kernel(f"import pool {name}", exc) from None
+        with self.store.session() as s:
+            row = s.get(PoolRow, pool.uuid)
+            if row is None:
+                s.add(PoolRow(uuid=pool.uuid, name=name, disks=pool.disks, cluster_size=label.cluster_size,
+                              lifecycle="ready", transaction_id=pool.catalog.generation))
+                # replicas come back from the pool's catalog (SQLite knew nothing of them)
+                for rec in pool.catalog.replicas:
+                    s.add(ReplicaRow(pool_uuid=pool.uuid, lifecycle="ready", **_row_fields(rec)))
+            else:
+                row.disks, row.lifecycle = pool.disks, "ready"
+        self._fence(pool)
+        self.live[pool.uuid] = pool
+        log.info("pool %s (%s) imported from %s with %d catalogued replicas", name, pool.uuid,
+                 ", ".join(pool.disks), len(pool.catalog.replicas))
+        return pool
+
+    def _fence(self, pool: LivePool) -> None:
+        """The pool's transaction id follows the catalog generation; a crash between the two writes
+        leaves the id one behind, which is repaired here."""
+        tid = pool.thin.status().transaction_id
+        gen = pool.catalog.generation
+        if tid == gen - 1:
+            pool.thin.set_transaction_id(tid, gen)
+        elif tid != gen:
+            log.warning("pool %s: transaction id %d does not match catalog generation %d", pool.name, tid, gen)
+
+    # catalog ------------------------------------------------------------------------------------
+    def write_catalog(self, pool: LivePool, rows: list[ReplicaRow] | None = None) -> None:
+        """Store the pool's ready replicas in its catalog and advance the pool's transaction id
+        (compare-and-swap: a second writer of the same pool makes this fail)."""
+        if rows is None:
+            with self.store.session() as s:
+                rows = list(s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid,
+                                                               ReplicaRow.lifecycle == "ready")))
+        old = pool.catalog.generation
+        new = cat.Catalog(old, sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
+        cat.write(pool.catalog_device, new)
+        pool.thin.set_transaction_id(pool.thin.status().transaction_id, new.generation)
+        pool.catalog = new
+
+    # export / destroy ---------------------------------------------------------------------------
+    def export(self, name_or_uuid: str, replicas) -> None:
+        with self._registry:
+            pool = self.find(name_or_uuid)
+            with self.locks.hold(pool.uuid):
+                try:
+                    replicas.unload_pool(pool)
+                    pool.thin.teardown()
+                except KernelError as exc:
+                    raise _wrap_kernel(f"export pool {pool.name}", exc) from None
+                with self.store.session() as s:
+                    for r in s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid)):
+                        s.delete(r)
+                    s.flush()
+                    s.delete(s.get(PoolRow, pool.uuid))
+                self._close_all(pool.open_disks)
+                del self.live[pool.uuid]
+        log.info("pool %s exported", pool.name)
+
+    def destroy(self, name_or_uuid: str, replicas) -> None:
+        with self._registry:
+            pool = self.find(name_or_uuid)
+            with self.locks.hold(pool.uuid):
+                with self.store.session() as s:
+                    s.get(PoolRow, pool.uuid).lifecycle = "destroying"
+                self.finish_destroy(pool, replicas)
+        log.info("pool %s destroyed", pool.name)
+
+    def finish_destroy(self, pool: LivePool, replicas) -> None:
+        try:
+            replicas.unload_pool(pool)
+            pool.thin.teardown()
+            for d in pool.open_disks:
+                wipe_label(d.device, d.size)
+        except KernelError as exc:
+            raise _wrap_kernel(f"destroy pool {pool.name}", exc) from None
+        with self.store.session() as s:
+            for r in s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid)):
+                s.delete(r)
+            s.flush()
+            row = s.get(PoolRow, pool.uuid)
+            if row is not None:
+                s.delete(row)
+        self._close_all(pool.open_disks)
+        self.live.pop(pool.uuid, None)
+
+    # grow ---------------------------------------------------------------------------------------
+    def grow(self, name_or_uuid: str) -> tuple[dict, LivePool]:
+        pool = self.find(name_or_uuid)
+        with self.locks.hold(pool.uuid):
+            before = self.snapshot_numbers(pool)
+            for d in pool.open_disks:
+                if d.loop is not None:  # a file: the loop device learns the new size on request
+                    loop.set_capacity(d.loop)
+            label = pool.label
+            sizes = [d.size for d in pool.open_disks]
+            for i, (entry, size) in enumerate(zip(label.disks, sizes)):
+                if size < entry.size:
+                    raise FailedPrecondition(f"disk {pool.disks[i]} shrank from {entry.size} to {size} bytes")
+                if size > entry.size and i != len(sizes) - 1:
+                    raise FailedPrecondition(f"disk {pool.disks[i]} grew, but only the last disk of a pool can grow")
+            last, size = label.disks[-1], sizes[-1]
+            usable = size - last.start - 4096
+            usable -= usable % (1 << 20)
+            if usable <= last.length:
+                return before, pool  # nothing to grow into
+            old = (last.size, last.length)
+            last.size, last.length = size, usable
+            try:
+                for i, d in enumerate(pool.open_disks):
+                    write_label(d.device, label, i, d.size)
+                pool.thin.assemble()
+            except KernelError as exc:
+                last.size, last.length = old
+                raise _wrap_kernel(f"grow pool {pool.name}", exc) from None
+            log.info("pool %s grew from %d to %d bytes", pool.name, before["capacity"], pool.capacity)
+            return before, pool
+
+    def snapshot_numbers(self, pool: LivePool) -> dict:
+        return {"capacity": pool.capacity, "used": pool.used(), "disk_capacity": pool.disk_capacity}
+
+
+# catalog records <-> rows --------------------------------------------------------------------------
+_FIELDS = ("uuid", "name", "thin_id", "size", "thin", "entity_id", "share", "allowed_hosts", "kind",
+           "source_uuid", "discarded", "txn_id")
+
+
+def _record(row: ReplicaRow) -> dict:
+    rec = {f: getattr(row, f) for f in _FIELDS}
+    rec["created_at"] = row.created_at.isoformat() if row.created_at else None
+    return rec
+
+
+def _row_fields(rec: dict) -> dict:
+    from datetime import datetime
+    out = {f: rec.get(f) for f in _FIELDS}
+    out["allowed_hosts"] = out["allowed_hosts"] or []
+    if rec.get("created_at"):
+        out["created_at"] = datetime.fromisoformat(rec["created_at"])
+    return out

@@ -1,0 +1,151 @@
+"""Make the kernel match SQLite at start (after a clean stop, kill -9 or a reboot).
+
+1. Every pool row: re-open its disks and re-assemble it from its label; finish what a crash
+   interrupted (roll back unfinished creates, finish destroys).
+2. Every replica row of a live pool: the same, then activate and re-share (replica/service.py).
+3. Remove tagged orphans: our dm devices, nvmet subsystems over our dm devices, our empty ports,
+   unlinked hosts and our loop devices nobody holds.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+
+from sqlalchemy import select
+
+import configfs
+from configfs.errors import CFSError
+
+from .errors import MayastorError
+from .kernel import block, loop
+from .kernel.dm import DmError
+from .kernel.errors import KernelError
+from .pool.disk import parse
+from .pool.label import LabelError, read_label, wipe_label
+from .pool.thinpool import remove
+from .replica.share import PORT_IDS
+from .store import Pool as PoolRow
+from .store import Replica as ReplicaRow
+from .validate import NQN_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(node) -> None:
+    with node.store.session() as s:
+        rows = list(s.scalars(select(PoolRow)))
+    for row in rows:
+        try:
+            _pool(node, row)
+        except (MayastorError, KernelError, LabelError) as exc:
+            log.error("pool %s (%s) could not be brought back: %s", row.name, row.uuid, exc)
+    remove_orphans(node)
+
+
+def _pool(node, row: PoolRow) -> None:
+    pools = node.pools
+    if row.uuid in pools.live:
+        return
+    opened = pools._open_all([parse(u) for u in row.disks])
+    try:
+        labels = [read_label(d.device, d.size) for d in opened]
+        if row.lifecycle == "creating":
+            log.info("rolling back unfinished create of pool %s", row.name)
+            for part in ("tpool", "data", "meta"):
+                remove(node.ctl, node.tags.pool(row.uuid, part))
+            for d, lab in zip(opened, labels):
+                if lab is not None and lab.pool_uuid == row.uuid:
+                    wipe_label(d.device, d.size)
+            with node.store.session() as s:
+                s.delete(s.get(PoolRow, row.uuid))
+            pools._close_all(opened)
+            return
+        with pools._registry:
+            pool = pools._import_locked(row.name, opened, labels)
+    except BaseException:
+        pools._close_all(opened)
+        raise
+    if row.lifecycle == "destroying":
+        pools.finish_destroy(pool, node.replicas)
+        return
+    node.replicas.bring_up(pool)
+
+
+def remove_orphans(node) -> None:
+    ctl, tags = node.ctl, node.tags
+    with node.store.session() as s:
+        known_thin = {tags.thin(u) for u in s.scalars(
+            select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid.in_(list(node.pools.live))))}
+    known_pool = {p.thin.name for p in node.pools.live.values()} | \
+                 {p.thin.data_name for p in node.pools.live.values()} | \
+                 {p.thin.meta_name for p in node.pools.live.values()}
+    ours = [d for d in ctl.list_devices() if tags.parse(d.name)]
+    # subsystems first: they hold the devices open
+    our_minors = {d.minor: d.name for d in ours}
+    root = configfs.Root()
+    for sub in root.subsystems:
+        if not sub.nqn.startswith(NQN_PREFIX):
+            continue
+        devices = []
+        for ns in sub.namespaces:
+            try:
+                devices.append(ns.device_path)
+            except CFSError:
+                pass
+        mine = [p for p in devices if p.startswith("/dev/dm-") and int(p[8:]) in our_minors]
+        expected = [p for p in mine if our_minors[int(p[8:])] in known_thin]
+        if mine and not expected:
+            log.info("removing orphan share %s", sub.nqn)
+            sub.delete()
+    for d in sorted(ours, key=lambda d: tags.parse(d.name)[0] != "thin"):  # thin devices before pools
+        if d.name in known_thin or d.name in known_pool:
+            continue
+        kind, uuid, _ = tags.parse(d.name)
+        log.info("removing orphan dm device %s", d.name)
+        where = None
+        if kind == "thin":
+            try:
+                pool_dev, thin_id = ctl.table(d.name)[0].params.split()[:2]
+                where = (pool_dev, int(thin_id))
+            except (DmError, IndexError, ValueError):
+                pass
+        try:
+            remove(ctl, d.name)
+        except DmError as exc:
+            log.error("orphan %s: %s", d.name, exc)
+            continue
+        if where is not None:
+            _delete_orphan_thin(node, *where)
+    for port in root.ports:
+        if port.portid in PORT_IDS and not port.subsystems:
+            port.delete()
+    node.target._gc_hosts()
+    for dev in loop.list_attached():
+        try:
+            tagged = loop.status(dev)["file_name"] == node.pools.loop_tag
+        except OSError:
+            continue
+        if tagged and not block.holders(dev.path):
+            log.info("detaching orphan loop device %s (%s)", dev.path, dev.backing_file)
+            try:
+                loop.detach(dev)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    log.error("orphan %s: %s", dev.path, exc)
+
+
+def _delete_orphan_thin(node, pool_dev: str, thin_id: int) -> None:
+    """A thin id no row claims, in a live pool: delete it so it does not hold space."""
+    with node.store.session() as s:
+        for pool in node.pools.live.values():
+            if pool.thin.devnum() != pool_dev:
+                continue
+            claimed = s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid == pool.uuid,
+                                                             ReplicaRow.thin_id == thin_id))
+            if claimed is None:
+                try:
+                    pool.thin.delete_thin(thin_id)
+                except DmError:
+                    pass

@@ -1,0 +1,455 @@
+"""Replicas, snapshots and clones: thin devices of a pool, optionally shared over NVMe-oF.
+
+A replica is a dm-thin volume named after its uuid; snapshots are read-only thin snapshots
+(``create_snap`` with the origin suspended), clones are writable snapshots of a snapshot. All three
+are rows of one table, told apart by ``kind``. Calls hold the pool's lock, so calls on different
+pools run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import validate
+from ..errors import (AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, ReplicaNotFound,
+                      ResourceExhausted)
+from ..kernel.errors import KernelError
+from ..locks import KeyedLocks
+from ..pool.service import LivePool, PoolService
+from ..store import Replica as Row
+from ..store.db import Store
+from .share import NvmfTarget
+
+log = logging.getLogger(__name__)
+
+SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
+MAX_THIN_ID = (1 << 24) - 1
+
+
+@dataclass
+class Usage:
+    capacity_bytes: int
+    allocated_bytes: int
+    cluster_size: int
+    num_clusters: int
+    num_allocated_clusters: int
+    allocated_bytes_snapshots: int
+    num_allocated_clusters_snapshots: int
+
+
+@dataclass
+class ReplicaView:
+    row: Row
+    pool: LivePool
+    uri: str
+    usage: Usage
+    num_clones: int = 0
+    referenced_bytes: int = 0
+
+
+def _kernel(what: str, exc: KernelError) -> Internal:
+    return Internal(f"{what}: {exc}")
+
+
+def _check_share(share: int) -> int:
+    if share == SHARE_ISCSI:
+        raise InvalidArgument("iSCSI shares are not supported (NVMf only)")
+    if share not in (SHARE_NONE, SHARE_NVMF):
+        raise InvalidArgument(f"unknown share protocol {share}")
+    return share
+
+
+class ReplicaService:
+    def __init__(self, store: Store, pools: PoolService, target: NvmfTarget, locks: KeyedLocks):
+        self.store, self.pools, self.target, self.locks = store, pools, target, locks
+
+    # helpers ------------------------------------------------------------------------------------
+    def _row(self, uuid: str, kinds: tuple[str, ...] = ("replica", "clone")) -> Row:
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+        if row is None or row.lifecycle != "ready" or row.kind not in kinds:
+            raise NotFound(f"{'/'.join(kinds)} {uuid} not found")
+        return row
+
+    def _update(self, uuid: str, **values) -> Row:
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+            for k, v in values.items():
+                setattr(row, k, v)
+        return row
+
+    def dm_name(self, row: Row) -> str:
+        return self.pools.tags.thin(row.uuid)
+
+    def device(self, row: Row) -> str:
+        return self.pools.ctl.info(self.dm_name(row)).devnode
+
+    def _next_thin_id(self, pool: LivePool) -> int:
+        with self.store.session() as s:
+            top = s.scalar(select(func.max(Row.thin_id)).where(Row.pool_uuid == pool.uuid)) or 0
+        catalogued = max((r["thin_id"] for r in pool.catalog.replicas), default=0)
+        nxt = max(top, catalogued) + 1
+        if nxt > MAX_THIN_ID:
+            raise ResourceExhausted(f"pool {pool.name} has no free thin device ids")
+        return nxt
+
+    def _round(self, pool: LivePool, size: int) -> int:
+        c = pool.cluster_size
+        return -(-size // c) * c
+
+    def _reserved_thick(self, pool: LivePool, exclude: str | None = None) -> int:
+        """Bytes promised to thick replicas beyond what they have allocated already."""
+        total = 0
+        with self.store.session() as s:
+            rows = list(s.scalars(select(Row).where(Row.pool_uuid == pool.uuid, Row.thin.is_(False),
+                                                    Row.kind != "snapshot")))
+        for r in rows:
+            if r.uuid == exclude:
+                continue
+            st = pool.thin.thin_status(self.dm_name(r))
+            mapped = st.mapped_sectors * 512 if st else 0
+            total += max(r.size - mapped, 0)
+        return total
+
+    def _check_space(self, pool: LivePool, size: int, thin: bool, exclude: str | None = None,
+                     already: int = 0) -> None:
+        if size > pool.capacity:
+            raise ResourceExhausted(f"{size} bytes do not fit pool {pool.name} of {pool.capacity} bytes")
+        if not thin:
+            free = pool.capacity - pool.used() - self._reserved_thick(pool, exclude)
+            if size - already > free:
+                raise ResourceExhausted(f"thick replica of {size} bytes: pool {pool.name} has {free} bytes free")
+
+    # views --------------------------------------------------------------------------------------
+    def view(self, row: Row) -> ReplicaView:
+        pool = self.pools.live[row.pool_uuid]
+        c = pool.cluster_size
+        st = pool.thin.thin_status(self.dm_name(row))
+        mapped = st.mapped_sectors * 512 if st else 0
+        with self.store.session() as s:
+            snaps = list(s.scalars(select(Row).where(Row.source_uuid == row.uuid, Row.kind == "snapshot",
+                                                     Row.lifecycle == "ready")))
+            clones = s.scalar(select(func.count()).select_from(Row).where(
+                Row.source_uuid == row.uuid, Row.kind == "clone", Row.lifecycle == "ready")) or 0
+        snap_bytes = 0
+        for sr in snaps:
+            sst = pool.thin.thin_status(self.dm_name(sr))
+            snap_bytes += sst.mapped_sectors * 512 if sst else 0
+        allocated = row.size if not row.thin and row.kind != "snapshot" else mapped
+        usage = Usage(row.size, allocated, c, row.size // c, -(-allocated // c), snap_bytes, -(-snap_bytes // c))
+        if row.share == SHARE_NVMF:
+            uri = self.target.uri(row.name, row.uuid)
+        else:
+            uri = f"bdev:///{row.name}?uuid={row.uuid}"
+        return ReplicaView(row, pool, uri, usage, clones, mapped)
+
+    def list(self, name: str | None = None, uuid: str | None = None, poolname: str | None = None,
+             pooluuid: str | None = None, kinds: tuple[str, ...] = ("replica", "clone")) -> list[ReplicaView]:
+        q = select(Row).where(Row.lifecycle == "ready", Row.kind.in_(kinds))
+        if name is not None:
+            q = q.where(Row.name == name)
+        if uuid is not None:
+            q = q.where(Row.uuid == uuid)
+        with self.store.session() as s:
+            rows = list(s.scalars(q.order_by(Row.name)))
+        out = []
+        for r in rows:
+            pool = self.pools.live.get(r.pool_uuid)
+            if pool is None or (poolname is not None and pool.name != poolname) or \
+                    (pooluuid is not None and pool.uuid != pooluuid):
+                continue
+            out.append(self.view(r))
+        return out
+
+    # create -------------------------------------------------------------------------------------
+    def create(self, name: str, uuid: str, pool_id: str, size: int, thin: bool, share: int = SHARE_NONE,
+               allowed_hosts: list[str] = (), entity_id: str | None = None) -> ReplicaView:
+        validate.name(name, "replica name")
+        uuid = validate.uuid(uuid, "replica uuid")
+        if size <= 0:
+            raise InvalidArgument("replica size must be greater than 0")
+        _check_share(share)
+        hosts = validate.host_nqns(allowed_hosts)
+        if entity_id is not None:
+            validate.entity_id(entity_id)
+        if not pool_id:
+            raise InvalidArgument("pool name or uuid is required")
+        pool = self.pools.find(pool_id)
+        with self.locks.hold(pool.uuid):
+            with self.store.session() as s:
+                clash = s.scalars(select(Row).where((Row.uuid == uuid) | (Row.name == name))).first()
+            if clash is not None:
+                raise AlreadyExists(f"replica {clash.name} ({clash.uuid}) already exists")
+            size = self._round(pool, size)
+            self._check_space(pool, size, thin)
+            return self._create_thin_device(pool, name, uuid, size, thin, share, hosts, entity_id,
+                                            kind="replica", origin=None)
+
+    def _create_thin_device(self, pool: LivePool, name: str, uuid: str, size: int, thin: bool, share: int,
+                            hosts: list[str], entity_id: str | None, kind: str, origin: Row | None,
+                            txn_id: str | None = None) -> ReplicaView:
+        thin_id = self._next_thin_id(pool)
+        try:
+            with self.store.session() as s:  # intent first: reconcile rolls back what never finished
+                s.add(Row(uuid=uuid, name=name, pool_uuid=pool.uuid, thin_id=thin_id, size=size, thin=thin,
+                          entity_id=entity_id, share=share, allowed_hosts=hosts, lifecycle="creating",
+                          kind=kind, source_uuid=origin.uuid if origin else None, txn_id=txn_id))
+        except IntegrityError:
+            raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
+        row = self._row_any(uuid)
+        try:
+            while not (pool.thin.create_snap(row.thin_id, origin.thin_id, self.dm_name(origin)) if origin
+                       else pool.thin.create_thin(row.thin_id)):
+                row = self._update(uuid, thin_id=row.thin_id + 1)  # id taken by something unknown
+            self._activate(pool, row)
+            if share == SHARE_NVMF:
+                self.target.share(name, uuid, self.device(row), hosts)
+            row = self._update(uuid, lifecycle="ready")
+            self.pools.write_catalog(pool)
+        except BaseException as exc:
+            self._rollback_create(pool, row)
+            if isinstance(exc, KernelError):
+                raise _kernel(f"create {kind} {name}", exc) from None
+            raise
+        log.info("%s %s (%s) created in pool %s, %d bytes", kind, name, uuid, pool.name, size)
+        return self.view(row)
+
+    def _row_any(self, uuid: str) -> Row | None:
+        with self.store.session() as s:
+            return s.get(Row, uuid)
+
+    def _activate(self, pool: LivePool, row: Row) -> None:
+        pool.thin.activate(self.dm_name(row), row.thin_id, row.size, readonly=row.kind == "snapshot")
+
+    def _teardown_kernel(self, pool: LivePool, row: Row) -> None:
+        """Unshare, deactivate and delete the thin device of a row; idempotent."""
+        from ..pool.thinpool import remove
+        self.target.unshare(row.name)
+        remove(pool.thin.ctl, self.dm_name(row))
+        pool.thin.delete_thin(row.thin_id)
+
+    def _rollback_create(self, pool: LivePool, row: Row) -> None:
+        try:
+            self._teardown_kernel(pool, row)
+        except Exception as exc:  # the row stays 'creating'; reconcile finishes the rollback
+            log.error("rolling back %s: %s", row.name, exc)
+            return
+        with self.store.session() as s:
+            r = s.get(Row, row.uuid)
+            if r is not None:
+                s.delete(r)
+
+    # destroy ------------------------------------------------------------------------------------
+    def destroy(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None) -> None:
+        uuid = validate.uuid(uuid, "replica uuid")
+        row = self._row_any(uuid)
+        if row is None or row.kind == "snapshot":
+            raise ReplicaNotFound(uuid)
+        pool = self.pools.live.get(row.pool_uuid)
+        if pool is None:
+            raise ReplicaNotFound(uuid)
+        if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
+            raise FailedPrecondition(f"replica {uuid} is not in pool {pool_name or pool_uuid}")
+        with self.locks.hold(pool.uuid):
+            self._destroy_locked(pool, uuid)
+
+    def _destroy_locked(self, pool: LivePool, uuid: str) -> None:
+        row = self._row_any(uuid)
+        if row is None:
+            raise ReplicaNotFound(uuid)
+        row = self._update(uuid, lifecycle="destroying")
+        self.finish_destroy(pool, row)
+        log.info("%s %s (%s) destroyed", row.kind, row.name, uuid)
+
+    def finish_destroy(self, pool: LivePool, row: Row) -> None:
+        try:
+            self._teardown_kernel(pool, row)
+        except KernelError as exc:
+            raise _kernel(f"destroy {row.kind} {row.name}", exc) from None
+        with self.store.session() as s:
+            s.delete(s.get(Row, row.uuid))
+        # a discarded snapshot goes with its last clone
+        if row.kind == "clone" and row.source_uuid:
+            snap = self._row_any(row.source_uuid)
+            if snap is not None and snap.discarded and not self._clones_of(snap.uuid):
+                self._update(snap.uuid, lifecycle="destroying")
+                self.finish_destroy(pool, snap)
+                return
+        self.pools.write_catalog(pool)
+
+    def _clones_of(self, snap_uuid: str) -> list[Row]:
+        with self.store.session() as s:
+            return list(s.scalars(select(Row).where(Row.source_uuid == snap_uuid, Row.kind == "clone")))
+
+    # share --------------------------------------------------------------------------------------
+    def share(self, uuid: str, share: int, allowed_hosts: list[str]) -> ReplicaView:
+        uuid = validate.uuid(uuid, "replica uuid")
+        _check_share(share)
+        hosts = validate.host_nqns(allowed_hosts)
+        row = self._row(uuid)
+        pool = self.pools.live[row.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            row = self._row(uuid)
+            if share == SHARE_NONE:
+                return self._unshare_locked(pool, row)
+            try:
+                if row.share == SHARE_NVMF and self.target.is_shared(row.name):
+                    self.target.set_allowed_hosts(row.name, hosts)  # same protocol: only the hosts change
+                else:
+                    self.target.share(row.name, row.uuid, self.device(row), hosts)
+            except KernelError as exc:
+                raise _kernel(f"share replica {row.name}", exc) from None
+            row = self._update(uuid, share=SHARE_NVMF, allowed_hosts=hosts)
+            self.pools.write_catalog(pool)
+            return self.view(row)
+
+    def unshare(self, uuid: str) -> ReplicaView:
+        uuid = validate.uuid(uuid, "replica uuid")
+        row = self._row(uuid)
+        pool = self.pools.live[row.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            return self._unshare_locked(pool, self._row(uuid))
+
+    def _unshare_locked(self, pool: LivePool, row: Row) -> ReplicaView:
+        try:
+            self.target.unshare(row.name)
+        except KernelError as exc:
+            raise _kernel(f"unshare replica {row.name}", exc) from None
+        row = self._update(row.uuid, share=SHARE_NONE, allowed_hosts=[])
+        self.pools.write_catalog(pool)
+        return self.view(row)
+
+    # resize / entity id -------------------------------------------------------------------------
+    def resize(self, uuid: str, requested_size: int) -> ReplicaView:
+        uuid = validate.uuid(uuid, "replica uuid")
+        row = self._row(uuid)
+        pool = self.pools.live[row.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            row = self._row(uuid)
+            size = self._round(pool, requested_size)
+            if requested_size <= 0 or size < row.size:
+                raise InvalidArgument(f"replica {row.name} is {row.size} bytes; it can only grow")
+            if size == row.size:
+                return self.view(row)
+            self._check_space(pool, size, row.thin, exclude=row.uuid, already=0)
+            row = self._update(uuid, size=size)
+            try:
+                self._activate(pool, row)
+                if row.share == SHARE_NVMF:
+                    self.target.revalidate(row.name)
+            except KernelError as exc:
+                raise _kernel(f"resize replica {row.name}", exc) from None
+            self.pools.write_catalog(pool)
+            return self.view(row)
+
+    def set_entity_id(self, uuid: str, entity_id: str) -> ReplicaView:
+        uuid = validate.uuid(uuid, "replica uuid")
+        validate.entity_id(entity_id)
+        row = self._row(uuid)
+        pool = self.pools.live[row.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            row = self._update(uuid, entity_id=entity_id)
+            self.pools.write_catalog(pool)
+            return self.view(row)
+
+    # snapshots and clones -----------------------------------------------------------------------
+    def create_snapshot(self, replica_uuid: str, snapshot_uuid: str, snapshot_name: str, entity_id: str,
+                        txn_id: str) -> ReplicaView:
+        replica_uuid = validate.uuid(replica_uuid, "replica uuid")
+        snapshot_uuid = validate.uuid(snapshot_uuid, "snapshot uuid")
+        validate.name(snapshot_name, "snapshot name")
+        if entity_id:
+            validate.entity_id(entity_id)
+        if txn_id:
+            validate.entity_id(txn_id)
+        src = self._row(replica_uuid)
+        pool = self.pools.live[src.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            existing = self._row_any(snapshot_uuid)
+            if existing is not None:
+                raise AlreadyExists(f"snapshot {snapshot_uuid} already exists")
+            src = self._row(replica_uuid)
+            return self._create_thin_device(pool, snapshot_name, snapshot_uuid, src.size, True, SHARE_NONE, [],
+                                            entity_id or src.entity_id, "snapshot", src, txn_id or None)
+
+    def list_snapshots(self, source_uuid: str | None = None, snapshot_uuid: str | None = None,
+                       discarded: bool | None = None, invalid: bool | None = None) -> list[ReplicaView]:
+        if invalid:
+            return []  # every snapshot here is valid: dm-thin snapshots are taken atomically
+        views = self.list(uuid=snapshot_uuid, kinds=("snapshot",))
+        return [v for v in views if (source_uuid is None or v.row.source_uuid == source_uuid)
+                and (discarded is None or v.row.discarded == discarded)]
+
+    def destroy_snapshot(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None) -> None:
+        uuid = validate.uuid(uuid, "snapshot uuid")
+        row = self._row_any(uuid)
+        if row is None or row.kind != "snapshot":
+            raise NotFound(f"snapshot {uuid} not found")
+        pool = self.pools.live[row.pool_uuid]
+        if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
+            raise FailedPrecondition(f"snapshot {uuid} is not in pool {pool_name or pool_uuid}")
+        with self.locks.hold(pool.uuid):
+            if self._clones_of(uuid):  # clones read through it: only mark it, it goes with its last clone
+                self._update(uuid, discarded=True)
+                self.pools.write_catalog(pool)
+                return
+            self._destroy_locked(pool, uuid)
+
+    def create_clone(self, snapshot_uuid: str, clone_name: str, clone_uuid: str) -> ReplicaView:
+        snapshot_uuid = validate.uuid(snapshot_uuid, "snapshot uuid")
+        clone_uuid = validate.uuid(clone_uuid, "clone uuid")
+        validate.name(clone_name, "clone name")
+        snap = self._row(snapshot_uuid, kinds=("snapshot",))
+        pool = self.pools.live[snap.pool_uuid]
+        with self.locks.hold(pool.uuid):
+            snap = self._row(snapshot_uuid, kinds=("snapshot",))
+            if snap.discarded:
+                raise FailedPrecondition(f"snapshot {snapshot_uuid} is discarded")
+            with self.store.session() as s:
+                clash = s.scalars(select(Row).where((Row.uuid == clone_uuid) | (Row.name == clone_name))).first()
+            if clash is not None:
+                raise AlreadyExists(f"replica {clash.name} ({clash.uuid}) already exists")
+            return self._create_thin_device(pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [],
+                                            snap.entity_id, "clone", snap)
+
+    def list_clones(self, snapshot_uuid: str | None = None) -> list[ReplicaView]:
+        return [v for v in self.list(kinds=("clone",)) if snapshot_uuid is None or v.row.source_uuid == snapshot_uuid]
+
+    # whole pools --------------------------------------------------------------------------------
+    def rows_of(self, pool: LivePool) -> list[Row]:
+        with self.store.session() as s:
+            return list(s.scalars(select(Row).where(Row.pool_uuid == pool.uuid).order_by(Row.thin_id)))
+
+    def unload_pool(self, pool: LivePool) -> None:
+        """Unshare and deactivate every thin device of a pool (their data stays in the pool)."""
+        from ..pool.thinpool import remove
+        for row in self.rows_of(pool):
+            self.target.unshare(row.name)
+            remove(pool.thin.ctl, self.dm_name(row))
+
+    def bring_up(self, pool: LivePool) -> None:
+        """Make the kernel match SQLite for a pool's devices: roll back unfinished creates, finish
+        unfinished destroys, activate and re-share the rest."""
+        for row in self.rows_of(pool):
+            if row.lifecycle == "creating":
+                log.info("rolling back unfinished create of %s %s", row.kind, row.name)
+                self._rollback_create(pool, row)
+            elif row.lifecycle == "destroying":
+                log.info("finishing destroy of %s %s", row.kind, row.name)
+                self.finish_destroy(pool, row)
+        for row in self.rows_of(pool):
+            self._activate(pool, row)
+            if row.share == SHARE_NVMF:
+                self.target.share(row.name, row.uuid, self.device(row), row.allowed_hosts or [])
+            elif self.target.is_shared(row.name):
+                self.target.unshare(row.name)
+        self.pools.write_catalog(pool)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,81 @@
+"""Run the real `mayastor` daemon as a subprocess and talk to it over gRPC with stubs generated
+from our protos (the way any client would)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from mayastor.grpc import protos as P
+
+
+@dataclass
+class Client:
+    channel: grpc.Channel
+
+    def __post_init__(self) -> None:
+        self.pool = P.pool_grpc.PoolRpcStub(self.channel)
+        self.replica = P.replica_grpc.ReplicaRpcStub(self.channel)
+        self.snapshot = P.snapshot_grpc.SnapshotRpcStub(self.channel)
+        self.host = P.host_grpc.HostRpcStub(self.channel)
+        self.stats = P.stats_grpc.StatsRpcStub(self.channel)
+
+
+class Daemon:
+    def __init__(self, state_db: str, log_path: str, node: str = "testnode", port: int = 10124,
+                 target: str = "127.0.0.1"):
+        self.state_db, self.log_path, self.node, self.port, self.target = state_db, log_path, node, port, target
+        self.proc: subprocess.Popen | None = None
+        self.channel: grpc.Channel | None = None
+        self.client: Client | None = None
+
+    def start(self, timeout: float = 60) -> Client:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mayastor", "-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target,
+             "--state-db", self.state_db, "-v"], stdout=log, stderr=log)
+        log.close()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                grpc.channel_ready_future(self.channel).result(timeout=1)
+                break
+            except grpc.FutureTimeoutError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"daemon not serving after {timeout}s:\n{self.log()}")
+        self.client = Client(self.channel)
+        return self.client
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()[-6000:]
+
+    def _close_channel(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+    def stop(self) -> int:
+        self._close_channel()
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.proc = None
+        return rc
+
+    def kill9(self) -> None:
+        self._close_channel()
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+            self.proc = None

@@ -1,0 +1,205 @@
+"""The node daemon driven over gRPC: pools, replicas, shares, snapshots, clones."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import grpc
+import pytest
+
+from mayastor.grpc import protos as P
+from mayastor.kernel import dm, loop
+
+from .daemon import Daemon
+from .util import pattern, read_direct, run, write_direct
+
+MiB = 1 << 20
+
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
+
+
+@pytest.fixture
+def daemon(tmp_path, request):
+    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    d = Daemon(str(tmp_path / "state.db"), log)
+    d.start()
+    yield d
+    try:
+        if d.proc is None:
+            d.start()
+        c = d.client
+        for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
+            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
+    finally:
+        rc = d.stop()
+    assert rc == 0
+
+
+def code_of(call, *args) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        call(*args)
+    return err.value.code()
+
+
+def our_dm_devices() -> list[str]:
+    with dm.DeviceMapper() as ctl:
+        return [d.name for d in ctl.list_devices() if d.name.startswith("MAYASTOR-testnode-")]
+
+
+def test_daemon_serves_host_info(daemon):
+    info = daemon.client.host.GetMayastorInfo(P.host.google_dot_protobuf_dot_empty__pb2.Empty())
+    assert info.registration_info.id == "testnode"
+
+
+def U() -> str:
+    return str(uuid.uuid4())
+
+
+def nvme_connect(nqn: str, hostnqn: str) -> str:
+    """nvme-cli connect to our share; returns the /dev/nvmeXnY of the namespace."""
+    run("nvme", "connect", "-t", "tcp", "-a", "127.0.0.1", "-s", "8420", "-n", nqn, "-q", hostnqn)
+    return nqn
+
+
+def nvme_disconnect(nqn: str) -> None:
+    run("nvme", "disconnect", "-n", nqn)
+
+
+def test_pools_replicas_shares_snapshots_clones(daemon, tmp_path, make_loop):
+    from mayastor.kernel import nvme_fabrics
+
+    c = daemon.client
+    pool_file = tmp_path / "pool-a.img"
+    a = c.pool.CreatePool(P.pool.CreatePoolRequest(name="pool-a", disks=[f"aio://{pool_file}?size_mb=256"]))
+    assert a.name == "pool-a" and a.state == 1 and a.disks[0].startswith(f"aio://{pool_file}?uuid=")
+    assert 200 * MiB < a.capacity < 256 * MiB and a.used == 0 and a.cluster_size == 4 * MiB
+    lo = make_loop(256)
+    b = c.pool.CreatePool(P.pool.CreatePoolRequest(name="pool-b", disks=[lo.path], cluster_size=1 * MiB))
+    assert b.cluster_size == 1 * MiB and b.disks[0].startswith(f"aio://{lo.path}?uuid=")
+    # create-or-import: same name and disk -> ALREADY_EXISTS; same name, other disk -> INVALID_ARGUMENT
+    assert code_of(c.pool.CreatePool, P.pool.CreatePoolRequest(name="pool-b", disks=[lo.path])) == \
+        grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(c.pool.CreatePool, P.pool.CreatePoolRequest(name="pool-b", disks=[f"{tmp_path}/x.img"])) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+
+    r1, r2, r3 = U(), U(), U()
+    thin = c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="r1", uuid=r1, pooluuid="pool-a",
+                                                                  size=32 * MiB, thin=True, entity_id="vol-1"))
+    assert thin.thin and thin.size == 32 * MiB and thin.uri == f"bdev:///r1?uuid={r1}" and thin.entity_id == "vol-1"
+    assert thin.usage.allocated_bytes == 0
+    thick = c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="r2", uuid=r2, pooluuid=a.uuid,
+                                                                   size=30 * MiB, thin=False))
+    assert not thick.thin and thick.size == 32 * MiB  # rounded up to whole clusters
+    hostnqn = "nqn.2014-08.org.nvmexpress:uuid:" + U()
+    shared = c.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name="r3", uuid=r3, pooluuid="pool-b", size=16 * MiB, thin=True, share=1, allowed_hosts=[hostnqn]))
+    assert shared.uri == f"nvmf://127.0.0.1:8420/nqn.2019-05.io.openebs:r3?uuid={r3}"
+    assert list(shared.allowed_hosts) == [hostnqn]
+    # the same replica again -> ALREADY_EXISTS; more than the pool -> RESOURCE_EXHAUSTED
+    assert code_of(c.replica.CreateReplica, P.replica.CreateReplicaRequest(
+        name="r1", uuid=r1, pooluuid="pool-a", size=32 * MiB, thin=True)) == grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(c.replica.CreateReplica, P.replica.CreateReplicaRequest(
+        name="big", uuid=U(), pooluuid="pool-a", size=1 << 30, thin=True)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert code_of(c.replica.CreateReplica, P.replica.CreateReplicaRequest(
+        name="big", uuid=U(), pooluuid="pool-a", size=a.capacity - 16 * MiB, thin=False)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    pa = c.pool.ListPools(P.pool.ListPoolOptions(name=P.pool.google_dot_protobuf_dot_wrappers__pb2.StringValue(
+        value="pool-a"))).pools
+    assert len(pa) == 1 and pa[0].committed == 64 * MiB
+
+    # nvme-cli connects to the share and moves data; another host NQN is refused
+    nqn = "nqn.2019-05.io.openebs:r3"
+    nvme_connect(nqn, hostnqn)
+    try:
+        ns = nvme_fabrics.wait_for_namespace(r3)
+        data = pattern(3, 1 << 20)
+        write_direct(ns.path, 4 * MiB, data)
+        assert read_direct(ns.path, 4 * MiB, len(data)) == data
+    finally:
+        nvme_disconnect(nqn)
+    other = run("nvme", "connect", "-t", "tcp", "-a", "127.0.0.1", "-s", "8420", "-n", nqn, "-q",
+                "nqn.2014-08.org.nvmexpress:uuid:" + U(), check=False)
+    assert other.returncode != 0
+    listed = c.replica.ListReplicas(P.replica.ListReplicaOptions(uuid=_sv(r3))).replicas[0]
+    assert listed.usage.allocated_bytes >= 1 * MiB  # the written megabyte is allocated in the thin pool
+
+    # resize (grow) the shared replica: the namespace follows
+    grown = c.replica.ResizeReplica(P.replica.ResizeReplicaRequest(uuid=r3, requested_size=48 * MiB))
+    assert grown.size == 48 * MiB
+    assert code_of(c.replica.ResizeReplica, P.replica.ResizeReplicaRequest(uuid=r3, requested_size=8 * MiB)) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    nvme_connect(nqn, hostnqn)
+    try:
+        ns = nvme_fabrics.wait_for_namespace(r3)
+        from mayastor.kernel import block
+        assert block.size_bytes(ns.path) == 48 * MiB
+        assert read_direct(ns.path, 4 * MiB, len(data)) == data
+    finally:
+        nvme_disconnect(nqn)
+
+    # snapshot, write more, clone the snapshot: the clone shows the data as it was
+    s1 = U()
+    snap = c.snapshot.CreateReplicaSnapshot(P.snapshot.CreateReplicaSnapshotRequest(
+        replica_uuid=r3, snapshot_uuid=s1, snapshot_name="r3-snap", entity_id="vol-3", txn_id="t1")).snapshot
+    assert snap.source_uuid == r3 and snap.snapshot_size == 48 * MiB and snap.txn_id == "t1"
+    assert snap.referenced_bytes >= 1 * MiB
+    c1 = U()
+    clone = c.snapshot.CreateSnapshotClone(P.snapshot.CreateSnapshotCloneRequest(
+        snapshot_uuid=s1, clone_name="r3-clone", clone_uuid=c1))
+    assert clone.is_clone and clone.snapshot_uuid == s1 and clone.size == 48 * MiB
+    clone_dev = f"/dev/mapper/MAYASTOR-testnode-thin-{c1}"
+    with dm.DeviceMapper() as ctl:
+        clone_dev = ctl.info(f"MAYASTOR-testnode-thin-{c1}").devnode
+    assert read_direct(clone_dev, 4 * MiB, len(data)) == data
+
+    # list filters
+    L = c.replica.ListReplicas
+    assert {r.name for r in L(P.replica.ListReplicaOptions()).replicas} == {"r1", "r2", "r3", "r3-clone"}
+    assert {r.name for r in L(P.replica.ListReplicaOptions(poolname=_sv("pool-a"))).replicas} == {"r1", "r2"}
+    assert {r.name for r in L(P.replica.ListReplicaOptions(pooluuid=_sv(b.uuid))).replicas} == {"r3", "r3-clone"}
+    assert [r.uuid for r in L(P.replica.ListReplicaOptions(name=_sv("r2"))).replicas] == [r2]
+    assert [r.name for r in L(P.replica.ListReplicaOptions(query=Q(snapshot=True))).replicas] == ["r3-snap"]
+    assert [r.name for r in L(P.replica.ListReplicaOptions(query=Q(clone=True))).replicas] == ["r3-clone"]
+    assert {r.name for r in L(P.replica.ListReplicaOptions(query=Q(replica=True))).replicas} == {"r1", "r2", "r3"}
+    assert L(P.replica.ListReplicaOptions(pooltypes=[1])).replicas == []
+    assert [s.snapshot_uuid for s in c.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest(source_uuid=r3)).snapshots] == [s1]
+    assert c.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest(source_uuid=r1)).snapshots == []
+    assert [r.uuid for r in c.snapshot.ListSnapshotClone(P.snapshot.ListSnapshotCloneRequest(snapshot_uuid=s1)).replicas] == [c1]
+    assert {p.name for p in c.pool.ListPools(P.pool.ListPoolOptions(uuid=_sv(b.uuid))).pools} == {"pool-b"}
+    assert c.pool.ListPools(P.pool.ListPoolOptions(pooltype=P.pool.PoolTypeValue(value=1))).pools == []
+
+    # entity id, share/unshare
+    assert c.replica.SetReplicaEntityId(P.replica.SetReplicaEntityIdRequest(uuid=r2, entity_id="vol-2")).entity_id == "vol-2"
+    assert c.replica.ShareReplica(P.replica.ShareReplicaRequest(uuid=r1, share=1)).share == 1
+    assert c.replica.UnshareReplica(P.replica.UnshareReplicaRequest(uuid=r1)).uri == f"bdev:///r1?uuid={r1}"
+
+    # destroying a snapshot with a clone only discards it; it goes with its last clone
+    c.snapshot.DestroySnapshot(P.snapshot.DestroySnapshotRequest(snapshot_uuid=s1))
+    assert [s.discarded_snapshot for s in c.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest()).snapshots] == [True]
+    c.replica.DestroyReplica(P.replica.DestroyReplicaRequest(uuid=c1))
+    assert c.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest()).snapshots == []
+
+    # destroy everything: NOT_FOUND (with gtm-602) for a second destroy, and the kernel is clean
+    for r in (r1, r2, r3):
+        c.replica.DestroyReplica(P.replica.DestroyReplicaRequest(uuid=r))
+    with pytest.raises(grpc.RpcError) as err:
+        c.replica.DestroyReplica(P.replica.DestroyReplicaRequest(uuid=r1))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ("gtm-602", "0") in tuple(err.value.trailing_metadata())
+    c.pool.DestroyPool(P.pool.DestroyPoolRequest(name="pool-a"))
+    c.pool.DestroyPool(P.pool.DestroyPoolRequest(name="pool-b"))
+    assert code_of(c.pool.DestroyPool, P.pool.DestroyPoolRequest(name="pool-b")) == grpc.StatusCode.NOT_FOUND
+    assert our_dm_devices() == []
+    assert [s.nqn for s in __import__("configfs").Root().subsystems] == []
+    assert [d for d in loop.list_attached() if d.backing_file == str(pool_file)] == []
+
+
+def _sv(value: str):
+    return P.pool.google_dot_protobuf_dot_wrappers__pb2.StringValue(value=value)
+
+
+def Q(**kw):
+    return P.replica.ListReplicaOptions.Query(**kw)
