@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     server, port = build_server(node, grpc_addr)
     server.start()
     log.info("[V1] gRPC server configured at address %s", grpc_addr)
+    from . import crashpoint
+    crashpoint.arm()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -99,7 +99,11 @@ def remove_orphans(node) -> None:
         if mine and not expected:
             log.info("removing orphan share %s", sub.nqn)
             sub.delete()
-    for d in sorted(ours, key=lambda d: tags.parse(d.name)[0] != "thin"):  # thin devices before pools
+    def order(d) -> int:  # thin devices, then thin-pools, then the linear areas under them
+        kind, _, part = tags.parse(d.name)
+        return 0 if kind == "thin" else 1 if part == "tpool" else 2
+
+    for d in sorted(ours, key=order):
         if d.name in known_thin or d.name in known_pool:
             continue
         kind, uuid, _ = tags.parse(d.name)

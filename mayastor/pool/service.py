@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from .. import validate
+from .. import crashpoint, validate
 from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
 from ..kernel import loop
 from ..kernel.dm import DeviceMapper
@@ -180,9 +180,11 @@ class PoolService:
                         ThinPool(self.ctl, self.tags, label, [d.device for d in opened]))
         try:
             pool.thin.assemble(fresh=True)
+            crashpoint.hit("pool.create.assembled")
             self.write_catalog(pool, [])
             for i, d in enumerate(opened):
                 write_label(d.device, label, i, d.size)
+            crashpoint.hit("pool.create.labelled")
             with self.store.session() as s:
                 row = s.get(PoolRow, pool.uuid)
                 row.lifecycle = "ready"

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import validate
+from .. import crashpoint, validate
 from ..errors import (AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, ReplicaNotFound,
                       ResourceExhausted)
 from ..kernel.errors import KernelError
@@ -202,14 +202,18 @@ class ReplicaService:
         except IntegrityError:
             raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
         row = self._row_any(uuid)
+        crashpoint.hit(f"{kind}.create.intent")
         try:
             while not (pool.thin.create_snap(row.thin_id, origin.thin_id, self.dm_name(origin)) if origin
                        else pool.thin.create_thin(row.thin_id)):
                 row = self._update(uuid, thin_id=row.thin_id + 1)  # id taken by something unknown
             self._activate(pool, row)
+            crashpoint.hit(f"{kind}.create.device")
             if share == SHARE_NVMF:
                 self.target.share(name, uuid, self.device(row), hosts)
+                crashpoint.hit(f"{kind}.create.shared")
             row = self._update(uuid, lifecycle="ready")
+            crashpoint.hit(f"{kind}.create.ready")
             self.pools.write_catalog(pool)
         except BaseException as exc:
             self._rollback_create(pool, row)
@@ -230,7 +234,9 @@ class ReplicaService:
         """Unshare, deactivate and delete the thin device of a row; idempotent."""
         from ..pool.thinpool import remove
         self.target.unshare(row.name)
+        crashpoint.hit(f"{row.kind}.teardown.unshared")
         remove(pool.thin.ctl, self.dm_name(row))
+        crashpoint.hit(f"{row.kind}.teardown.removed")
         pool.thin.delete_thin(row.thin_id)
 
     def _rollback_create(self, pool: LivePool, row: Row) -> None:
@@ -263,6 +269,7 @@ class ReplicaService:
         if row is None:
             raise ReplicaNotFound(uuid)
         row = self._update(uuid, lifecycle="destroying")
+        crashpoint.hit(f"{row.kind}.destroy.intent")
         self.finish_destroy(pool, row)
         log.info("%s %s (%s) destroyed", row.kind, row.name, uuid)
 
@@ -304,6 +311,7 @@ class ReplicaService:
                     self.target.share(row.name, row.uuid, self.device(row), hosts)
             except KernelError as exc:
                 raise _kernel(f"share replica {row.name}", exc) from None
+            crashpoint.hit("replica.share.kernel")
             row = self._update(uuid, share=SHARE_NVMF, allowed_hosts=hosts)
             self.pools.write_catalog(pool)
             return self.view(row)

@@ -7,18 +7,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlite3
+
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# The newest migration. A database already there skips importing Alembic at start (seconds under
+# emulation); tests/host/test_store.py checks this equals Alembic's head.
+SCHEMA_HEAD = "0002"
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str):
+    from alembic.config import Config
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -45,6 +47,7 @@ class Store:
             yield s
 
     def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
@@ -53,6 +56,7 @@ class Store:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
@@ -60,10 +64,25 @@ def open_store(path: str) -> Store:
     """Open (creating if needed) the SQLite file at ``path`` and upgrade it to the newest schema."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     url = f"sqlite:///{os.path.abspath(path)}"
-    engine = create_engine(url)
+    engine = create_engine(url, connect_args={"timeout": 30})  # wait for the writer, don't fail
     event.listen(engine, "connect", _sqlite_pragmas)
-    with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    if _stored_revision(path) != SCHEMA_HEAD:
+        from alembic import command
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
     return Store(engine)
+
+
+def _stored_revision(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()

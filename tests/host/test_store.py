@@ -19,7 +19,8 @@ def store(tmp_path):
 
 
 def test_new_database_is_at_head(store):
-    assert store.revision() == head_revision() == "0002"
+    from mayastor.store.db import SCHEMA_HEAD
+    assert store.revision() == head_revision() == SCHEMA_HEAD
 
 
 def test_migrated_schema_equals_models(store):
@@ -68,3 +69,32 @@ def test_unversioned_file_is_refused_or_upgraded(tmp_path):
     con.close()
     with pytest.raises(Exception):
         open_store(str(path))
+
+
+def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
+    """A database file written at revision 0001 is brought to head at open, rows intact."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from mayastor.store.db import alembic_config
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql("INSERT INTO pools VALUES ('p1', 'pool-1', '[\"/dev/vdb\"]', 4194304, 'ready', 3, "
+                             "'2026-01-01 00:00:00')")
+        conn.exec_driver_sql("INSERT INTO replicas (uuid, name, pool_uuid, thin_id, size, thin, share, allowed_hosts, "
+                             "lifecycle, created_at) VALUES ('r1', 'rep-1', 'p1', 1, 1048576, 1, 1, '[]', 'ready', "
+                             "'2026-01-01 00:00:00')")
+    engine.dispose()
+    s = open_store(str(path))
+    assert s.revision() == head_revision()
+    with s.session() as db:
+        r = db.get(Replica, "r1")
+        assert (r.name, r.kind, r.discarded, r.source_uuid) == ("rep-1", "replica", False, None)
+        assert db.get(Pool, "p1").transaction_id == 3
+    s.close()

@@ -35,11 +35,11 @@ class Daemon:
         self.channel: grpc.Channel | None = None
         self.client: Client | None = None
 
-    def start(self, timeout: float = 60) -> Client:
+    def start(self, timeout: float = 60, env: dict | None = None) -> Client:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mayastor", "-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target,
-             "--state-db", self.state_db, "-v"], stdout=log, stderr=log)
+             "--state-db", self.state_db, "-v"], stdout=log, stderr=log, env={**os.environ, **(env or {})})
         log.close()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + timeout
@@ -63,6 +63,13 @@ class Daemon:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """For a daemon that kills itself (crash points): reap it."""
+        self._close_channel()
+        rc = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return rc
 
     def stop(self) -> int:
         self._close_channel()

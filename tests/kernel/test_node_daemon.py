@@ -69,7 +69,7 @@ def nvme_disconnect(nqn: str) -> None:
     run("nvme", "disconnect", "-n", nqn)
 
 
-def test_pools_replicas_shares_snapshots_clones(daemon, tmp_path, make_loop):
+def test_pools_replicas_shares_snapshots_clones(make_loop, daemon, tmp_path):
     from mayastor.kernel import nvme_fabrics
 
     c = daemon.client
@@ -193,7 +193,7 @@ def test_pools_replicas_shares_snapshots_clones(daemon, tmp_path, make_loop):
     c.pool.DestroyPool(P.pool.DestroyPoolRequest(name="pool-b"))
     assert code_of(c.pool.DestroyPool, P.pool.DestroyPoolRequest(name="pool-b")) == grpc.StatusCode.NOT_FOUND
     assert our_dm_devices() == []
-    assert [s.nqn for s in __import__("configfs").Root().subsystems] == []
+    assert __import__("configfs").Root().subsystems == []
     assert [d for d in loop.list_attached() if d.backing_file == str(pool_file)] == []
 
 
@@ -203,3 +203,19 @@ def _sv(value: str):
 
 def Q(**kw):
     return P.replica.ListReplicaOptions.Query(**kw)
+
+
+def test_destroy_pool_with_everything_in_it(daemon, tmp_path):
+    c = daemon.client
+    c.pool.CreatePool(P.pool.CreatePoolRequest(name="full", disks=[f"aio://{tmp_path}/full.img?size_mb=128"]))
+    r, s, k = U(), U(), U()
+    c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="fr", uuid=r, pooluuid="full", size=8 * MiB,
+                                                           thin=True, share=1))
+    c.snapshot.CreateReplicaSnapshot(P.snapshot.CreateReplicaSnapshotRequest(
+        replica_uuid=r, snapshot_uuid=s, snapshot_name="fr-s"))
+    c.snapshot.CreateSnapshotClone(P.snapshot.CreateSnapshotCloneRequest(snapshot_uuid=s, clone_name="fr-c",
+                                                                         clone_uuid=k))
+    c.pool.DestroyPool(P.pool.DestroyPoolRequest(name="full"))
+    assert c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas == []
+    assert our_dm_devices() == []
+    assert __import__("configfs").Root().subsystems == []
