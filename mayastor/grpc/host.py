@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import resource
 
 from .. import __version__
@@ -122,15 +123,13 @@ class HostRpc(P.host_grpc.HostRpcServicer):
             out_block_ops=r.ru_oublock, ipc_msg_send=r.ru_msgsnd, ipc_msg_rcv=r.ru_msgrcv, signals=r.ru_nsignals,
             vol_csw=r.ru_nvcsw, invol_csw=r.ru_nivcsw))
 
-    def _namespace_of(self, ctrl) -> str | None:
+    @staticmethod
+    def _namespace_of(ctrl) -> str | None:
+        """The controller's namespace block device name in /sys/block: the per-path node
+        (nvmeXcYnZ, hidden, with per-controller counters) under native multipath, else nvmeXnY."""
         for entry in sorted(os.listdir(ctrl.sysfs)):
-            if entry.startswith("nvme") and "n" in entry[4:] and os.path.isdir(os.path.join(SYS_BLOCK, entry)):
+            if re.fullmatch(r"nvme\d+(c\d+)?n\d+", entry) and os.path.isdir(os.path.join(SYS_BLOCK, entry)):
                 return entry
-        # with native multipath the block device is the subsystem's head node
-        for ns in nvme_fabrics.list_namespaces():
-            if os.path.isdir(os.path.join(SYS_BLOCK, ns.name)) and \
-                    _read(os.path.join(SYS_BLOCK, ns.name, "device", "subsysnqn")) == ctrl.subsysnqn:
-                return ns.name
         return None
 
     @rpc
@@ -138,8 +137,8 @@ class HostRpc(P.host_grpc.HostRpcServicer):
         out = []
         for c in nvme_fabrics.list_controllers():
             ns = self._namespace_of(c)
-            size = block.size_bytes(f"/dev/{ns}") if ns else 0
-            bs = block.logical_block_size(f"/dev/{ns}") if ns else 0
+            size = int(_read(os.path.join(SYS_BLOCK, ns, "size"), "0")) * 512 if ns else 0
+            bs = int(_read(os.path.join(SYS_BLOCK, ns, "queue", "logical_block_size"), "0")) if ns else 0
             out.append(P.host.NvmeController(name=c.name, state=CTRL_STATES.get(c.state, 3), size=size, blk_size=bs))
         return P.host.ListNvmeControllersResponse(controllers=out)
 
@@ -150,7 +149,7 @@ class HostRpc(P.host_grpc.HostRpcServicer):
                 ns = self._namespace_of(c)
                 if ns is None:
                     return P.host.StatNvmeControllerResponse(stats=P.host.NvmeControllerIoStats())
-                st = block.io_stats(f"/dev/{ns}")
+                st = block.IoStats.parse(_read(os.path.join(SYS_BLOCK, ns, "stat")))
                 return P.host.StatNvmeControllerResponse(stats=P.host.NvmeControllerIoStats(
                     num_read_ops=st.read_ios, num_write_ops=st.write_ios, bytes_read=st.bytes_read,
                     bytes_written=st.bytes_written, num_unmap_ops=st.discard_ios,

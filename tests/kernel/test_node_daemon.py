@@ -219,3 +219,76 @@ def test_destroy_pool_with_everything_in_it(daemon, tmp_path):
     assert c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas == []
     assert our_dm_devices() == []
     assert __import__("configfs").Root().subsystems == []
+
+
+def test_multi_disk_pool_grow_export_import_stats_and_host(daemon, tmp_path):
+    from google.protobuf.empty_pb2 import Empty
+
+    from mayastor.kernel import nvme_fabrics
+
+    c = daemon.client
+    d1, d2 = f"{tmp_path}/m1.img", f"{tmp_path}/m2.img"
+    pool = c.pool.CreatePool(P.pool.CreatePoolRequest(
+        name="multi", disks=[f"aio://{d1}?size_mb=96", f"aio://{d2}?size_mb=96"]))
+    assert len(pool.disks) == 2 and pool.capacity > 150 * MiB  # both disks, concatenated
+    assert pool.disk_capacity == 192 * MiB
+    # a replica bigger than either disk spans both
+    r = U()
+    c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="span", uuid=r, pooluuid="multi",
+                                                           size=140 * MiB, thin=False, share=1))
+    hostnqn = "nqn.2014-08.org.nvmexpress:uuid:" + U()
+    c.replica.ShareReplica(P.replica.ShareReplicaRequest(uuid=r, share=1, allowed_hosts=[hostnqn]))
+    nqn = "nqn.2019-05.io.openebs:span"
+    c.stats.ResetIoStats(Empty())
+    nvme_connect(nqn, hostnqn)
+    try:
+        ns = nvme_fabrics.wait_for_namespace(r)
+        data = pattern(9, 2 * MiB)
+        write_direct(ns.path, 130 * MiB, data)  # lands on the second disk
+        assert read_direct(ns.path, 130 * MiB, len(data)) == data
+        ctrls = c.host.ListNvmeControllers(Empty()).controllers
+        mine = [x for x in ctrls if x.size == 140 * MiB]
+        assert len(mine) == 1 and mine[0].state == 2 and mine[0].blk_size == 512
+        st = c.host.StatNvmeController(P.host.StatNvmeControllerRequest(name=mine[0].name)).stats
+        assert st.bytes_written >= 2 * MiB and st.bytes_read >= 2 * MiB
+    finally:
+        nvme_disconnect(nqn)
+    rs = c.stats.GetReplicaIoStats(P.stats.ListStatsOption(name="span")).stats
+    assert len(rs) == 1 and rs[0].stats.bytes_written >= 2 * MiB and rs[0].stats.num_write_ops > 0
+    ps = c.stats.GetPoolIoStats(P.stats.ListStatsOption()).stats
+    assert [s.name for s in ps] == ["multi"] and ps[0].bytes_written >= 2 * MiB and ps[0].tick_rate == 1000
+    c.stats.ResetIoStats(Empty())
+    assert c.stats.GetReplicaIoStats(P.stats.ListStatsOption(name="span")).stats[0].stats.bytes_written == 0
+
+    # block devices: the pool's loop devices are listed and not available
+    devs = c.host.ListBlockDevices(P.host.ListBlockDevicesRequest(all=True)).devices
+    loops = {x.devname: x for x in devs if x.devname.startswith("/dev/loop")}
+    assert len(loops) >= 2 and not any(x.available for x in loops.values())
+    assert all(x.devname not in loops for x in c.host.ListBlockDevices(P.host.ListBlockDevicesRequest()).devices)
+
+    # grow: the last disk got bigger
+    os.truncate(d2, 160 * MiB)
+    grown = c.pool.GrowPool(P.pool.GrowPoolRequest(name="multi"))
+    assert grown.previous_pool.capacity == pool.capacity
+    assert grown.current_pool.capacity >= pool.capacity + 60 * MiB
+    assert grown.current_pool.disk_capacity == 256 * MiB
+    # the first disk growing cannot be used (it would shift the concatenation)
+    os.truncate(d1, 128 * MiB)
+    assert code_of(c.pool.GrowPool, P.pool.GrowPoolRequest(name="multi")) == grpc.StatusCode.FAILED_PRECONDITION
+
+    # export then import: the replica and its share come back, data intact
+    c.pool.ExportPool(P.pool.ExportPoolRequest(name="multi"))
+    assert our_dm_devices() == [] and __import__("configfs").Root().subsystems == []
+    assert c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas == []
+    back = c.pool.ImportPool(P.pool.ImportPoolRequest(name="multi", disks=[d2, d1]))  # any order
+    assert back.uuid == pool.uuid and back.capacity == grown.current_pool.capacity
+    rep = c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas
+    assert [x.uuid for x in rep] == [r] and rep[0].share == 1 and list(rep[0].allowed_hosts) == [hostnqn]
+    with dm.DeviceMapper() as ctl:
+        dev = ctl.info(f"MAYASTOR-testnode-thin-{r}").devnode
+    assert read_direct(dev, 130 * MiB, len(data)) == data
+    # one disk alone is refused: the label says the pool has two
+    c.pool.ExportPool(P.pool.ExportPoolRequest(name="multi"))
+    assert code_of(c.pool.ImportPool, P.pool.ImportPoolRequest(name="multi", disks=[d1])) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    c.pool.ImportPool(P.pool.ImportPoolRequest(name="multi", disks=[d1, d2]))
