@@ -13,7 +13,7 @@ POOL_ONLINE = 1
 
 def pool_message(node, pool: LivePool) -> "P.pool.Pool":
     used = pool.used()
-    committed = sum(v.row.size for v in node.replicas.list(pooluuid=pool.uuid, kinds=("replica", "clone")))
+    committed = node.replicas.committed(pool)
     st = pool.thin.status()
     return P.pool.Pool(
         uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=POOL_ONLINE,

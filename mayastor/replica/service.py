@@ -126,16 +126,18 @@ class ReplicaService:
                 raise ResourceExhausted(f"thick replica of {size} bytes: pool {pool.name} has {free} bytes free")
 
     # views --------------------------------------------------------------------------------------
-    def view(self, row: Row) -> ReplicaView:
+    def view(self, row: Row, family: list[Row] | None = None) -> ReplicaView:
+        """Row + live numbers. ``family``: rows that may be its snapshots/clones, when the caller
+        has them already (listing N replicas then costs one query, not N)."""
         pool = self.pools.live[row.pool_uuid]
         c = pool.cluster_size
         st = pool.thin.thin_status(self.dm_name(row))
         mapped = st.mapped_sectors * 512 if st else 0
-        with self.store.session() as s:
-            snaps = list(s.scalars(select(Row).where(Row.source_uuid == row.uuid, Row.kind == "snapshot",
-                                                     Row.lifecycle == "ready")))
-            clones = s.scalar(select(func.count()).select_from(Row).where(
-                Row.source_uuid == row.uuid, Row.kind == "clone", Row.lifecycle == "ready")) or 0
+        if family is None:
+            with self.store.session() as s:
+                family = list(s.scalars(select(Row).where(Row.source_uuid == row.uuid, Row.lifecycle == "ready")))
+        snaps = [r for r in family if r.source_uuid == row.uuid and r.kind == "snapshot"]
+        clones = sum(1 for r in family if r.source_uuid == row.uuid and r.kind == "clone")
         snap_bytes = 0
         for sr in snaps:
             sst = pool.thin.thin_status(self.dm_name(sr))
@@ -157,14 +159,21 @@ class ReplicaService:
             q = q.where(Row.uuid == uuid)
         with self.store.session() as s:
             rows = list(s.scalars(q.order_by(Row.name)))
+            family = list(s.scalars(select(Row).where(Row.lifecycle == "ready", Row.source_uuid.is_not(None))))
         out = []
         for r in rows:
             pool = self.pools.live.get(r.pool_uuid)
             if pool is None or (poolname is not None and pool.name != poolname) or \
                     (pooluuid is not None and pool.uuid != pooluuid):
                 continue
-            out.append(self.view(r))
+            out.append(self.view(r, family))
         return out
+
+    def committed(self, pool: LivePool) -> int:
+        """Σ sizes of the pool's replicas and clones (Mayastor's ``committed``)."""
+        with self.store.session() as s:
+            return s.scalar(select(func.coalesce(func.sum(Row.size), 0)).where(
+                Row.pool_uuid == pool.uuid, Row.lifecycle == "ready", Row.kind.in_(("replica", "clone"))))
 
     # create -------------------------------------------------------------------------------------
     def create(self, name: str, uuid: str, pool_id: str, size: int, thin: bool, share: int = SHARE_NONE,

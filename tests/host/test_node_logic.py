@@ -1,7 +1,6 @@
 """Pure logic of the node daemon: input validation, disk URIs, the replica catalog, dm name tags,
 per-object locks and the daemon's address flags."""
 
-import argparse
 import threading
 import uuid
 

@@ -8,7 +8,6 @@ import os
 import random
 import threading
 import time
-import uuid
 
 import grpc
 import pytest

@@ -16,7 +16,7 @@ def test_calls_on_different_pools_do_not_serialise(tmp_path):
     node = Node("locknode", open_store(str(tmp_path / "s.db")), "127.0.0.1")
     try:
         a = node.pools.create("la", [f"aio://{tmp_path}/a.img?size_mb=64"])
-        b = node.pools.create("lb", [f"aio://{tmp_path}/b.img?size_mb=64"])
+        node.pools.create("lb", [f"aio://{tmp_path}/b.img?size_mb=64"])
         done_a = threading.Event()
 
         def create_on_a():
