@@ -69,13 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.probe_only:
         return 0
+    from .config import load_config, load_pools
     try:
         grpc_addr = grpc_address(args)
         tgt = target_address(args)
         node_name = args.node_name or os.environ.get("HOSTNAME") or "mayastor-node"
-    except ValueError as exc:
+        cfg = load_config(args.config)
+        pool_specs = load_pools(args.pool_config)
+    except ValueError as exc:  # ConfigError included
         log.error("%s", exc)
         return 2
+    for section in cfg.ignored:
+        log.warning("config %s: section %s is SPDK-specific and ignored", args.config, section)
     from .grpc.server import build_server
     from .node import Node
     from .store import open_store
@@ -83,12 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import MayastorError
     store = open_store(args.state_db)
     try:
-        node = Node(node_name, store, tgt)
+        node = Node(node_name, store, tgt, cfg.nvmf_replica_port)
     except MayastorError as exc:
         log.error("%s (set it with -N)", exc)
         return 2
-    log.info("node %s, state %s, nvmf target %s:8420", node.name, args.state_db, tgt)
+    log.info("node %s, state %s, nvmf target %s:%d", node.name, args.state_db, tgt, cfg.nvmf_replica_port)
     node.reconcile()
+    for spec in pool_specs:  # -P: create-or-import, like upstream's pool yaml at start
+        try:
+            pool = node.pools.create(spec.name, spec.disks)
+            node.replicas.bring_up(pool)
+            log.info("pool %s from %s is up", spec.name, args.pool_config)
+        except MayastorError as exc:
+            if exc.code != "ALREADY_EXISTS":
+                log.error("pool %s from %s: %s", spec.name, args.pool_config, exc)
     server, port = build_server(node, grpc_addr)
     server.start()
     log.info("[V1] gRPC server configured at address %s", grpc_addr)

@@ -6,6 +6,6 @@ completion after, so reconcile after a crash knows what was half done.
 """
 
 from .db import Store, open_store
-from .models import Base, Pool, Replica
+from .models import Base, Nexus, NexusChild, Pool, RebuildJob, Replica
 
-__all__ = ["Base", "Pool", "Replica", "Store", "open_store"]
+__all__ = ["Base", "Nexus", "NexusChild", "Pool", "RebuildJob", "Replica", "Store", "open_store"]

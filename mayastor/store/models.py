@@ -58,3 +58,67 @@ class Replica(Base):
     txn_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     pool: Mapped[Pool] = relationship(back_populates="replicas")
+
+
+# Nexus state (one explicit machine, persisted on every transition; see docs/architecture notes).
+NEXUS_STATES = ("init", "online", "degraded", "faulted", "shutting_down", "shutdown")
+CHILD_STATES = ("unknown", "online", "degraded", "faulted")
+REBUILD_STATES = ("init", "running", "stopped", "paused", "failed", "completed")
+
+
+class Nexus(Base):
+    __tablename__ = "nexuses"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes the nexus exposes
+    state: Mapped[str] = mapped_column(String(16), default="init")  # NEXUS_STATES
+    lifecycle: Mapped[str] = mapped_column(String(16), default="creating")
+    min_cntl_id: Mapped[int] = mapped_column(Integer, default=1)
+    max_cntl_id: Mapped[int] = mapped_column(Integer, default=0xFFEF)
+    resv_key: Mapped[int] = mapped_column(BigInteger, default=0)
+    preempt_key: Mapped[int] = mapped_column(BigInteger, default=0)
+    share: Mapped[int] = mapped_column(Integer, default=0)  # ShareProtocol wire value
+    allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)
+    ana_state: Mapped[int] = mapped_column(Integer, default=0)  # NvmeAnaState wire value
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    children: Mapped[list["NexusChild"]] = relationship(back_populates="nexus", cascade="all, delete-orphan",
+                                                        order_by="NexusChild.position")
+
+
+class NexusChild(Base):
+    __tablename__ = "nexus_children"
+    __table_args__ = (UniqueConstraint("nexus_uuid", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nexus_uuid: Mapped[str] = mapped_column(ForeignKey("nexuses.uuid", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(String(1024))
+    position: Mapped[int] = mapped_column(Integer)  # leg index in the raid1 table
+    state: Mapped[str] = mapped_column(String(16), default="unknown")  # CHILD_STATES
+    reason: Mapped[int] = mapped_column(Integer, default=0)  # ChildStateReason wire value
+    device_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    nexus: Mapped[Nexus] = relationship(back_populates="children")
+
+
+class RebuildJob(Base):
+    """A rebuild, running or finished: finished rows are the rebuild history (kept in SQLite,
+    unlike Mayastor's in-memory history)."""
+
+    __tablename__ = "rebuild_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nexus_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    src_uri: Mapped[str] = mapped_column(String(1024))
+    dst_uri: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), default="init")  # REBUILD_STATES
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocks_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocks_recovered: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocks_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    block_size: Mapped[int] = mapped_column(Integer, default=512)
+    checkpoint: Mapped[int] = mapped_column(BigInteger, default=0)  # next byte to copy after a restart
+    error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

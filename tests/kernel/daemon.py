@@ -29,7 +29,8 @@ class Client:
 
 class Daemon:
     def __init__(self, state_db: str, log_path: str, node: str = "testnode", port: int = 10124,
-                 target: str = "127.0.0.1"):
+                 target: str = "127.0.0.1", extra_args: tuple[str, ...] = ()):
+        self.extra_args = extra_args
         self.state_db, self.log_path, self.node, self.port, self.target = state_db, log_path, node, port, target
         self.proc: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
@@ -39,7 +40,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mayastor", "-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target,
-             "--state-db", self.state_db, "-v"], stdout=log, stderr=log, env={**os.environ, **(env or {})})
+             "--state-db", self.state_db, "-v", *self.extra_args], stdout=log, stderr=log, env={**os.environ, **(env or {})})
         log.close()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + timeout

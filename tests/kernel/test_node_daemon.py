@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import grpc
@@ -292,3 +293,28 @@ def test_multi_disk_pool_grow_export_import_stats_and_host(daemon, tmp_path):
     assert code_of(c.pool.ImportPool, P.pool.ImportPoolRequest(name="multi", disks=[d1])) == \
         grpc.StatusCode.FAILED_PRECONDITION
     c.pool.ImportPool(P.pool.ImportPoolRequest(name="multi", disks=[d1, d2]))
+
+
+def test_config_and_pool_yaml_at_start(tmp_path, request):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("nexus_opts:\n  nvmf_replica_port: 8430\nbdev_opts:\n  bdev_io_pool_size: 65535\n")
+    pools = tmp_path / "pools.yaml"
+    pools.write_text(f"pools:\n  - name: yp\n    disks: ['aio://{tmp_path}/yp.img?size_mb=64']\n")
+    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
+    d = Daemon(str(tmp_path / "s.db"), log, extra_args=("-y", str(cfg), "-P", str(pools), "-l", "1,2", "-r",
+                                                        "/tmp/ms0.sock"))
+    c = d.start()
+    try:
+        assert [p.name for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools] == ["yp"]
+        r = c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="y1", uuid=U(), pooluuid="yp",
+                                                                   size=4 * MiB, thin=True, share=1))
+        assert r.uri.startswith("nvmf://127.0.0.1:8430/")
+        c.pool.DestroyPool(P.pool.DestroyPoolRequest(name="yp"))
+    finally:
+        assert d.stop() == 0
+    text = d.log()
+    assert "bdev_opts is SPDK-specific and ignored" in text and "ignoring SPDK-only option" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nexus_opts:\n  nvmf_replica_prt: 1\n")
+    res = run(sys.executable, "-m", "mayastor", "-y", str(bad), "--state-db", str(tmp_path / "b.db"), check=False)
+    assert res.returncode == 2 and "unknown key nexus_opts.nvmf_replica_prt" in res.stderr
