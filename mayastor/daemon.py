@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import MayastorError
     store = open_store(args.state_db)
     try:
-        node = Node(node_name, store, tgt, cfg.nvmf_replica_port)
+        node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port)
     except MayastorError as exc:
         log.error("%s (set it with -N)", exc)
         return 2
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("pool %s from %s: %s", spec.name, args.pool_config, exc)
     server, port = build_server(node, grpc_addr)
     server.start()
+    node.start_watching()
     log.info("[V1] gRPC server configured at address %s", grpc_addr)
     from . import crashpoint
     crashpoint.arm()

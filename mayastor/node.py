@@ -7,6 +7,8 @@ import logging
 from . import validate
 from .kernel.dm import DeviceMapper
 from .locks import KeyedLocks
+from .nexus.service import NexusService
+from .nexus.watcher import NexusWatcher
 from .pool.service import PoolService
 from .pool.thinpool import Tags
 from .replica.service import ReplicaService
@@ -17,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class Node:
-    def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420):
+    def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420,
+                 nexus_port: int = 4421):
         self.name = validate.node_name(name)
         self.store = store
         self.ctl = DeviceMapper()
@@ -26,11 +29,18 @@ class Node:
         self.pools = PoolService(store, self.ctl, self.tags, self.locks)
         self.target = NvmfTarget(target_address, nvmf_port)
         self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
+        self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
+                                    (nexus_port, nvmf_port), self.pools.loop_tag)
+        self.watcher = NexusWatcher(self.nexuses)
 
     def reconcile(self) -> None:
         from .reconcile import reconcile
         reconcile(self)
 
+    def start_watching(self) -> None:
+        self.watcher.start()
+
     def close(self) -> None:
+        self.watcher.stop()
         self.ctl.close()
         self.store.close()

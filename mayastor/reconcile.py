@@ -25,6 +25,7 @@ from .pool.disk import parse
 from .pool.label import LabelError, read_label, wipe_label
 from .pool.thinpool import remove
 from .replica.share import PORT_IDS
+from .store import Nexus as NexusRow
 from .store import Pool as PoolRow
 from .store import Replica as ReplicaRow
 from .validate import NQN_PREFIX
@@ -40,6 +41,8 @@ def reconcile(node) -> None:
             _pool(node, row)
         except (MayastorError, KernelError, LabelError) as exc:
             log.error("pool %s (%s) could not be brought back: %s", row.name, row.uuid, exc)
+    from .nexus.recover import reconcile_nexuses
+    reconcile_nexuses(node)
     remove_orphans(node)
 
 
@@ -80,6 +83,9 @@ def remove_orphans(node) -> None:
     known_pool = {p.thin.name for p in node.pools.live.values()} | \
                  {p.thin.data_name for p in node.pools.live.values()} | \
                  {p.thin.meta_name for p in node.pools.live.values()}
+    with node.store.session() as s:
+        known_nexus = set(s.scalars(select(NexusRow.uuid)))
+    known_top = {tags.nexus(u) for u in known_nexus}
     ours = [d for d in ctl.list_devices() if tags.parse(d.name)]
     # subsystems first: they hold the devices open
     our_minors = {d.minor: d.name for d in ours}
@@ -94,16 +100,28 @@ def remove_orphans(node) -> None:
             except CFSError:
                 pass
         mine = [p for p in devices if p.startswith("/dev/dm-") and int(p[8:]) in our_minors]
-        expected = [p for p in mine if our_minors[int(p[8:])] in known_thin]
+        expected = [p for p in mine if our_minors[int(p[8:])] in known_thin | known_top]
         if mine and not expected:
             log.info("removing orphan share %s", sub.nqn)
             sub.delete()
-    def order(d) -> int:  # thin devices, then thin-pools, then the linear areas under them
+    def order(d) -> int:  # nexus top, raid, legs; thin devices, thin-pools, the linear areas under them
         kind, _, part = tags.parse(d.name)
-        return 0 if kind == "thin" else 1 if part == "tpool" else 2
+        if kind == "nexus":
+            return 0 if part == "" else 1 if part == "raid" else 2
+        return 3 if kind == "thin" else 4 if part == "tpool" else 5
 
     for d in sorted(ours, key=order):
         if d.name in known_thin or d.name in known_pool:
+            continue
+        kind, uuid, _ = tags.parse(d.name)
+        if kind == "nexus":
+            if uuid in known_nexus:
+                continue
+            log.info("removing orphan nexus device %s", d.name)
+            try:
+                remove(ctl, d.name)
+            except DmError as exc:
+                log.error("orphan %s: %s", d.name, exc)
             continue
         kind, uuid, _ = tags.parse(d.name)
         log.info("removing orphan dm device %s", d.name)

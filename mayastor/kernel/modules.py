@@ -78,6 +78,9 @@ def probe() -> list[Capability]:
         Capability("dm-raid", ("dm-raid", "raid1"), True, "raid" in targets and _module_present("raid1"),
                    "raid target " + ("loaded" if "raid" in targets else "missing")),
         Capability("dm-thin", ("dm-thin-pool",), True, "thin-pool" in targets),
+        # the published nexus device: queue I/O while no child is healthy (queue_if_no_path)
+        Capability("dm-multipath", ("dm-multipath", "dm-round-robin"), True,
+                   "multipath" in targets and _module_present("dm_round_robin")),
         Capability("dm-era", ("dm-era",), False, "era" in targets),
         Capability("nbd", ("nbd",), False, _module_present("nbd")),
     ]
@@ -94,7 +97,7 @@ def probe() -> list[Capability]:
 
 
 ALL_MODULES = ("configfs", "nvmet", "nvmet-tcp", "nvme-tcp", "nvme-fabrics", "dm-mod", "dm-raid", "raid1",
-               "dm-thin-pool", "dm-era", "nbd")
+               "dm-thin-pool", "dm-multipath", "dm-round-robin", "dm-era", "nbd")
 
 
 def ensure(modules: tuple[str, ...] = ALL_MODULES, mount_configfs: bool = True) -> list[str]:

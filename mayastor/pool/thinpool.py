@@ -34,11 +34,15 @@ class Tags:
     def thin(self, uuid: str) -> str:
         return f"{self.prefix}thin-{uuid}"
 
+    def nexus(self, uuid: str, part: str = "") -> str:
+        """The published nexus device (part ""), its raid1 ("raid") or a leg ("<child id>-meta|data")."""
+        return f"{self.prefix}nexus-{uuid}" + (f"-{part}" if part else "")
+
     def owns(self, dm_name: str) -> bool:
         return dm_name.startswith(self.prefix)
 
     def parse(self, dm_name: str) -> tuple[str, str, str] | None:
-        """('pool', uuid, part) or ('thin', uuid, '') for our names; None otherwise."""
+        """('pool', uuid, part), ('thin', uuid, '') or ('nexus', uuid, part) for our names; None otherwise."""
         if not self.owns(dm_name):
             return None
         rest = dm_name[len(self.prefix):]
@@ -46,6 +50,8 @@ class Tags:
             return "pool", rest[5:41], rest[42:]
         if rest.startswith("thin-"):
             return "thin", rest[5:], ""
+        if rest.startswith("nexus-") and len(rest) >= 42:
+            return "nexus", rest[6:42], rest[43:]
         return None
 
 

@@ -86,6 +86,14 @@ class ReplicaService:
     def dm_name(self, row: Row) -> str:
         return self.pools.tags.thin(row.uuid)
 
+    def by_name(self, name: str) -> Row | None:
+        """A ready replica or clone of a live pool by name (nexus children address replicas so)."""
+        with self.store.session() as s:
+            row = s.scalar(select(Row).where(Row.name == name))
+        if row is None or row.lifecycle != "ready" or row.kind == "snapshot" or row.pool_uuid not in self.pools.live:
+            return None
+        return row
+
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
 

@@ -42,15 +42,17 @@ class NvmfTarget:
         return f"nvmf://{host}:{self.port}/{nqn_for(name)}?uuid={uuid}"
 
     # port ---------------------------------------------------------------------------------------
-    def _find_port(self) -> configfs.Port | None:
+    def _find_port(self, trsvcid: int | None = None) -> configfs.Port | None:
+        want = str(trsvcid or self.port)
         for p in self.root.ports:
             a = p.address
-            if a.get("trtype") == "tcp" and a.get("traddr") == self.address and a.get("trsvcid") == str(self.port):
+            if a.get("trtype") == "tcp" and a.get("traddr") == self.address and a.get("trsvcid") == want:
                 return p
         return None
 
-    def _ensure_port(self) -> configfs.Port:
-        port = self._find_port()
+    def _ensure_port(self, trsvcid: int | None = None) -> configfs.Port:
+        """Our port on (address, trsvcid); created with a free id from our range when missing."""
+        port = self._find_port(trsvcid)
         if port is not None:
             return port
         used = {p.portid for p in self.root.ports}
@@ -58,7 +60,7 @@ class NvmfTarget:
         if free is None:
             raise CFSError(errno.ENOSPC, "create nvmet port", "no free port id in our range", "ports")
         port = configfs.Port(free, "create")
-        port.set_address("tcp", self.adrfam, self.address, self.port)
+        port.set_address("tcp", self.adrfam, self.address, trsvcid or self.port)
         return port
 
     # share / unshare ----------------------------------------------------------------------------
@@ -96,9 +98,10 @@ class NvmfTarget:
         with self._lock:
             sub.set_allowed_hosts(hosts)
             if removed:
-                port = self._ensure_port()
-                port.remove_subsystem(sub.nqn)
-                port.add_subsystem(sub.nqn)
+                for port in self.root.ports:
+                    if sub.nqn in port.subsystems:
+                        port.remove_subsystem(sub.nqn)
+                        port.add_subsystem(sub.nqn)
         self._gc_hosts()
 
     def unshare(self, name: str) -> None:
@@ -107,11 +110,15 @@ class NvmfTarget:
             return
         sub = configfs.Subsystem(nqn, "lookup")
         with self._lock:
+            portids = sub.ports()
             sub.delete()  # unlinks ports and hosts, disables and removes namespaces
-            port = self._find_port()
-            if port is not None and not port.subsystems and port.portid in PORT_IDS:
-                port.delete()
+            self._drop_unused_ports(portids)
         self._gc_hosts()
+
+    def _drop_unused_ports(self, portids: list[int]) -> None:
+        for port in self.root.ports:
+            if port.portid in portids and port.portid in PORT_IDS and not port.subsystems:
+                port.delete()
 
     def is_shared(self, name: str) -> bool:
         return os.path.isdir(os.path.join(self.root.path, "subsystems", nqn_for(name)))

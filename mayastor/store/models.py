@@ -79,8 +79,14 @@ class Nexus(Base):
     resv_key: Mapped[int] = mapped_column(BigInteger, default=0)
     preempt_key: Mapped[int] = mapped_column(BigInteger, default=0)
     share: Mapped[int] = mapped_column(Integer, default=0)  # ShareProtocol wire value
+    published: Mapped[bool] = mapped_column(Boolean, default=False)  # share NONE = local device
     allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)
-    ana_state: Mapped[int] = mapped_column(Integer, default=0)  # NvmeAnaState wire value
+    ana_state: Mapped[int] = mapped_column(Integer, default=1)  # NvmeAnaState wire value
+    ana_grpid: Mapped[int] = mapped_column(Integer, default=0)  # nvmet ANA group (2..128) while published
+    region_sectors: Mapped[int] = mapped_column(Integer, default=2048)  # raid1 bitmap region
+    # NexusInfo equivalent: did the nexus stop cleanly (children consistent)?
+    clean_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
+    nexus_info_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     children: Mapped[list["NexusChild"]] = relationship(back_populates="nexus", cascade="all, delete-orphan",
@@ -98,6 +104,8 @@ class NexusChild(Base):
     state: Mapped[str] = mapped_column(String(16), default="unknown")  # CHILD_STATES
     reason: Mapped[int] = mapped_column(Integer, default=0)  # ChildStateReason wire value
     device_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    healthy: Mapped[bool] = mapped_column(Boolean, default=True)  # NexusInfo: safe to rebuild from
+    fault_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     nexus: Mapped[Nexus] = relationship(back_populates="children")
 

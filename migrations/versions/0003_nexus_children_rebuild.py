@@ -26,8 +26,13 @@ def upgrade() -> None:
         sa.Column("resv_key", sa.BigInteger(), nullable=False),
         sa.Column("preempt_key", sa.BigInteger(), nullable=False),
         sa.Column("share", sa.Integer(), nullable=False),
+        sa.Column("published", sa.Boolean(), nullable=False),
         sa.Column("allowed_hosts", sa.JSON(), nullable=False),
         sa.Column("ana_state", sa.Integer(), nullable=False),
+        sa.Column("ana_grpid", sa.Integer(), nullable=False),
+        sa.Column("region_sectors", sa.Integer(), nullable=False),
+        sa.Column("clean_shutdown", sa.Boolean(), nullable=False),
+        sa.Column("nexus_info_key", sa.String(255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
@@ -39,6 +44,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Integer(), nullable=False),
         sa.Column("device_uuid", sa.String(36), nullable=True),
+        sa.Column("healthy", sa.Boolean(), nullable=False),
+        sa.Column("fault_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("nexus_uuid", "uri"),
     )
     op.create_table(

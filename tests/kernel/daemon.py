@@ -25,6 +25,7 @@ class Client:
         self.snapshot = P.snapshot_grpc.SnapshotRpcStub(self.channel)
         self.host = P.host_grpc.HostRpcStub(self.channel)
         self.stats = P.stats_grpc.StatsRpcStub(self.channel)
+        self.nexus = P.nexus_grpc.NexusRpcStub(self.channel)
 
 
 class Daemon:
@@ -36,7 +37,7 @@ class Daemon:
         self.channel: grpc.Channel | None = None
         self.client: Client | None = None
 
-    def start(self, timeout: float = 60, env: dict | None = None) -> Client:
+    def start(self, timeout: float = 180, env: dict | None = None) -> Client:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mayastor", "-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target,

@@ -1,0 +1,178 @@
+"""mayastor.v1.NexusRpc (nexus lifecycle, children, publish, ANA; rebuild state and history read
+from SQLite). Start/Stop/Pause/ResumeRebuild come with the rebuild work and answer UNIMPLEMENTED."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import select
+
+from ..errors import NotFound
+from ..nexus.service import NexusView
+from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
+from ..store import Nexus as NexusRow
+from ..store import RebuildJob
+from ..validate import uuid as check_uuid
+from . import protos as P
+from .status import opt, rpc
+
+JOB_WIRE = {"init": 0, "running": 1, "stopped": 2, "paused": 3, "failed": 4, "completed": 5}
+
+
+def _ts(dt) -> Timestamp:
+    t = Timestamp()
+    if dt is not None:
+        t.FromDatetime(dt.replace(tzinfo=None) if dt.tzinfo else dt)
+    return t
+
+
+def nexus_message(v: NexusView) -> "P.nexus.Nexus":
+    r = v.row
+    children = []
+    for k in v.children:
+        c = P.nexus.Child(uri=k.uri, state=CHILD_STATE_WIRE.get(k.state, 0), state_reason=k.reason,
+                          rebuild_progress=v.progress.get(k.uri, -1), has_io_log=k.state != "online")
+        if k.fault_at is not None:
+            c.fault_timestamp.CopyFrom(_ts(k.fault_at))
+        children.append(c)
+    return P.nexus.Nexus(name=r.name, uuid=r.uuid, size=r.size, state=NEXUS_WIRE.get(r.state, 0),
+                         children=children, device_uri=v.device_uri, rebuilds=v.rebuilds,
+                         ana_state=(r.ana_state or 1) if r.published and r.share == 1 else 0,
+                         allowed_hosts=r.allowed_hosts or [])
+
+
+def _record(j: RebuildJob) -> "P.nexus.RebuildHistoryRecord":
+    rec = P.nexus.RebuildHistoryRecord(
+        child_uri=j.dst_uri, src_uri=j.src_uri, state=JOB_WIRE.get(j.state, 0), blocks_total=j.blocks_total,
+        blocks_recovered=j.blocks_recovered, blocks_transferred=j.blocks_transferred,
+        blocks_remaining=max(j.blocks_total - j.blocks_recovered, 0), blocks_per_task=128, block_size=j.block_size,
+        is_partial=j.partial)
+    rec.start_time.CopyFrom(_ts(j.started_at))
+    if j.ended_at is not None:
+        rec.end_time.CopyFrom(_ts(j.ended_at))
+    return rec
+
+
+class NexusRpc(P.nexus_grpc.NexusRpcServicer):
+    def __init__(self, node):
+        self.svc = node.nexuses
+        self.store = node.store
+
+    @rpc
+    def CreateNexus(self, request, context):
+        v = self.svc.create(request.name, request.uuid, request.size, list(request.children), request.minCntlId,
+                            request.maxCntlId, request.resvKey, request.preemptKey, request.nexusInfoKey)
+        return P.nexus.CreateNexusResponse(nexus=nexus_message(v))
+
+    @rpc
+    def DestroyNexus(self, request, context):
+        self.svc.destroy(request.uuid)
+        return empty_pb2.Empty()
+
+    @rpc
+    def ShutdownNexus(self, request, context):
+        return P.nexus.ShutdownNexusResponse(nexus=nexus_message(self.svc.shutdown(request.uuid)))
+
+    @rpc
+    def ListNexus(self, request, context):
+        views = self.svc.list(name=opt(request, "name"), uuid=opt(request, "uuid"))
+        return P.nexus.ListNexusResponse(nexus_list=[nexus_message(v) for v in views])
+
+    @rpc
+    def ResizeNexus(self, request, context):
+        return P.nexus.ResizeNexusResponse(nexus=nexus_message(self.svc.resize(request.uuid, request.requested_size)))
+
+    @rpc
+    def AddChildNexus(self, request, context):
+        v = self.svc.add_child(request.uuid, request.uri, request.norebuild)
+        return P.nexus.AddChildNexusResponse(nexus=nexus_message(v))
+
+    @rpc
+    def RemoveChildNexus(self, request, context):
+        return P.nexus.RemoveChildNexusResponse(nexus=nexus_message(self.svc.remove_child(request.uuid, request.uri)))
+
+    @rpc
+    def FaultNexusChild(self, request, context):
+        return P.nexus.FaultNexusChildResponse(nexus=nexus_message(self.svc.fault_child(request.uuid, request.uri)))
+
+    @rpc
+    def ChildOperation(self, request, context):
+        v = self.svc.child_operation(request.nexus_uuid, request.uri, request.action)
+        return P.nexus.ChildOperationResponse(nexus=nexus_message(v))
+
+    @rpc
+    def PublishNexus(self, request, context):
+        v = self.svc.publish(request.uuid, request.share, list(request.allowed_hosts), request.key)
+        return P.nexus.PublishNexusResponse(nexus=nexus_message(v))
+
+    @rpc
+    def UnpublishNexus(self, request, context):
+        return P.nexus.UnpublishNexusResponse(nexus=nexus_message(self.svc.unpublish(request.uuid)))
+
+    @rpc
+    def GetNvmeAnaState(self, request, context):
+        return P.nexus.GetNvmeAnaStateResponse(ana_state=self.svc.get_ana_state(request.uuid))
+
+    @rpc
+    def SetNvmeAnaState(self, request, context):
+        v = self.svc.set_ana_state(request.uuid, request.ana_state)
+        return P.nexus.SetNvmeAnaStateResponse(nexus=nexus_message(v))
+
+    # rebuild state and history (SQLite) ----------------------------------------------------------
+    def _job(self, nexus_uuid: str, uri: str) -> RebuildJob:
+        with self.store.session() as s:
+            job = s.scalar(select(RebuildJob).where(RebuildJob.nexus_uuid == check_uuid(nexus_uuid),
+                                                    RebuildJob.dst_uri == uri,
+                                                    RebuildJob.state.in_(("init", "running", "paused")))
+                           .order_by(RebuildJob.id.desc()))
+        if job is None:
+            raise NotFound(f"no rebuild job for child {uri}")
+        return job
+
+    @rpc
+    def GetRebuildState(self, request, context):
+        return P.nexus.RebuildStateResponse(state=self._job(request.nexus_uuid, request.uri).state)
+
+    @rpc
+    def GetRebuildStats(self, request, context):
+        j = self._job(request.nexus_uuid, request.uri)
+        v = self.svc.view(j.nexus_uuid)
+        pct = v.progress.get(j.dst_uri, 0)
+        rec = j.blocks_total * pct // 100
+        resp = P.nexus.RebuildStatsResponse(
+            blocks_total=j.blocks_total, blocks_recovered=rec, progress=pct, blocks_per_task=128,
+            block_size=j.block_size, tasks_total=1, tasks_active=1, blocks_transferred=j.blocks_transferred,
+            blocks_remaining=j.blocks_total - rec, is_partial=j.partial)
+        resp.start_time.CopyFrom(_ts(j.started_at))
+        return resp
+
+    def _history(self, nexus_uuid: str, since=None, count=None) -> "P.nexus.RebuildHistoryResponse":
+        with self.store.session() as s:
+            row = s.get(NexusRow, nexus_uuid)
+            if row is None:
+                raise NotFound(f"nexus {nexus_uuid} not found")
+            q = select(RebuildJob).where(RebuildJob.nexus_uuid == nexus_uuid, RebuildJob.ended_at.is_not(None))
+            jobs = list(s.scalars(q.order_by(RebuildJob.ended_at)))
+        if since is not None:
+            jobs = [j for j in jobs if j.ended_at.replace(tzinfo=None) > since]
+        if count is not None:
+            jobs = jobs[-count:] if count else []
+        return P.nexus.RebuildHistoryResponse(uuid=row.uuid, name=row.name, records=[_record(j) for j in jobs])
+
+    @rpc
+    def GetRebuildHistory(self, request, context):
+        return self._history(check_uuid(request.uuid, "nexus uuid"))
+
+    @rpc
+    def ListRebuildHistory(self, request, context):
+        since = request.since_end_time.ToDatetime() if request.HasField("since_end_time") else None
+        count = request.count if request.HasField("count") else None
+        resp = P.nexus.ListRebuildHistoryResponse()
+        with self.store.session() as s:
+            uuids = list(s.scalars(select(NexusRow.uuid)))
+        for u in uuids:
+            h = self._history(u, since, count)
+            if h.records:
+                resp.histories[u].CopyFrom(h)
+        resp.end_time.GetCurrentTime()
+        return resp

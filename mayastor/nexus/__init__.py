@@ -1,0 +1,1 @@
+"""Nexus: children URI registry, dm stack, state machine, service, watcher."""

@@ -1,0 +1,214 @@
+"""URI -> block device registry for nexus children (Mayastor's ``bdev/dev.rs`` idea, kernel parts).
+
+Each scheme has a small ChildDevice class: ``open()`` returns the block device node and is
+idempotent (after a daemon restart it adopts what the kernel still has: the loop device of a file,
+the nvme controller of a subsystem, the nbd device carrying our backend tag); ``close()`` releases
+what ``open()`` attached and is idempotent too.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import uuid as _uuid
+from dataclasses import dataclass
+
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..kernel import block, loop, nbd, nvme_fabrics
+from ..kernel.errors import KernelError
+from .uri import ChildUri
+
+MALLOC_DIR = "/run/mayastor/malloc"
+# nvme-tcp host settings for remote children: fail I/O to md quickly so a lost leg is faulted
+# (instead of hanging the nexus), keep reconnecting so a returning target comes back by itself.
+NVMF_RECONNECT_DELAY = 1
+NVMF_FAST_IO_FAIL_TMO = 1
+NVMF_CTRL_LOSS_TMO = -1
+NVMF_KEEP_ALIVE_TMO = 5
+
+
+def host_identity(node: str) -> nvme_fabrics.HostIdentity:
+    """The nexus host NQN of a node (Mayastor's scheme) and a host id derived from it."""
+    nqn = f"nqn.2019-05.io.openebs:node-name:{node}"
+    return nvme_fabrics.HostIdentity(nqn, str(_uuid.uuid5(_uuid.NAMESPACE_URL, nqn)))
+
+
+@dataclass
+class ChildContext:
+    node: str
+    replicas: object  # ReplicaService: local replica lookup
+    loop_tag: str
+
+
+class ChildDevice:
+    def __init__(self, uri: ChildUri, ctx: ChildContext):
+        self.uri, self.ctx = uri, ctx
+
+    def open(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def tag(self) -> str:
+        """A short stable token naming this child in kernel objects we attach for it."""
+        return hashlib.sha256(self.uri.uri.encode()).hexdigest()[:16]
+
+
+class LocalReplica(ChildDevice):
+    def open(self) -> str:
+        row = self.ctx.replicas.by_name(self.uri.path)
+        if row is None:
+            raise NotFound(f"child {self.uri.uri}: no replica named {self.uri.path!r} on this node")
+        if self.uri.uuid and row.uuid != self.uri.uuid:
+            raise InvalidArgument(f"child {self.uri.uri}: replica {self.uri.path} has uuid {row.uuid}")
+        return self.ctx.replicas.device(row)
+
+
+class FileOrDevice(ChildDevice):
+    def open(self) -> str:
+        path = self.uri.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise FailedPrecondition(f"child {self.uri.uri}: no such device or file") from None
+        if stat.S_ISBLK(st.st_mode):
+            dev = path
+        elif stat.S_ISREG(st.st_mode) and not path.startswith("/dev/"):
+            found = loop.find_by_file(path)
+            dev = found[0].path if found else loop.attach(path, tag=self.ctx.loop_tag,
+                                                          block_size=self.uri.blk_size or 0).path
+        else:
+            raise InvalidArgument(f"child {self.uri.uri}: not a block device or regular file")
+        if self.uri.blk_size and block.logical_block_size(dev) != self.uri.blk_size:
+            raise InvalidArgument(f"child {self.uri.uri}: block size is {block.logical_block_size(dev)}")
+        return dev
+
+    def close(self) -> None:
+        if not os.path.isfile(self.uri.path):
+            return
+        for dev in loop.find_by_file(self.uri.path):
+            if loop.status(dev)["file_name"] == self.ctx.loop_tag and not block.holders(dev.path):
+                loop.detach(dev)
+
+
+def _ensure_tmpfs(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1:3] for line in f]
+    best = max((m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+               key=lambda m: len(m[0]), default=("/", "?"))
+    if best[1] != "tmpfs":  # RAM disks must not land on a real disk
+        import subprocess
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "mayastor-malloc", path], check=True)
+
+
+class Malloc(ChildDevice):
+    """A RAM disk: a file on tmpfs behind a loop device (brd cannot add disks after load)."""
+
+    @property
+    def file(self) -> str:
+        return os.path.join(MALLOC_DIR, f"{self.ctx.node}-{self.uri.path}")
+
+    def size(self) -> int:
+        q = self.uri.params
+        blk = int(q.get("blk_size") or 512)
+        return int(q["size_mb"]) << 20 if "size_mb" in q else int(q["num_blocks"]) * blk
+
+    def open(self) -> str:
+        _ensure_tmpfs(MALLOC_DIR)
+        found = loop.find_by_file(self.file)
+        if found:
+            return found[0].path
+        with open(self.file, "ab") as f:
+            if f.tell() == 0:
+                f.truncate(self.size())
+        return loop.attach(self.file, tag=self.ctx.loop_tag, block_size=self.uri.blk_size or 0).path
+
+    def close(self) -> None:
+        for dev in loop.find_by_file(self.file):
+            loop.detach(dev)
+        try:
+            os.unlink(self.file)
+        except FileNotFoundError:
+            pass
+
+
+class Nvmf(ChildDevice):
+    """A remote replica through the kernel nvme-tcp host, found by the namespace uuid."""
+
+    def _opts(self) -> nvme_fabrics.ConnectOptions:
+        ident = host_identity(self.ctx.node)
+        hostnqn = self.uri.params.get("hostnqn") or ident.hostnqn
+        hostid = ident.hostid if hostnqn == ident.hostnqn else str(_uuid.uuid5(_uuid.NAMESPACE_URL, hostnqn))
+        return nvme_fabrics.ConnectOptions(
+            nqn=self.uri.path, traddr=self.uri.host, trsvcid=self.uri.port, hostnqn=hostnqn, hostid=hostid,
+            reconnect_delay=NVMF_RECONNECT_DELAY, ctrl_loss_tmo=NVMF_CTRL_LOSS_TMO,
+            fast_io_fail_tmo=NVMF_FAST_IO_FAIL_TMO, keep_alive_tmo=NVMF_KEEP_ALIVE_TMO)
+
+    def controllers(self) -> list[nvme_fabrics.Controller]:
+        o = self._opts()
+        return nvme_fabrics.find_controllers(o.nqn, o.traddr, str(o.trsvcid), o.hostnqn)
+
+    def open(self) -> str:
+        if not self.uri.uuid:
+            raise InvalidArgument(f"child {self.uri.uri}: nvmf children need ?uuid=<replica uuid>")
+        if not self.controllers():
+            try:
+                nvme_fabrics.connect(self._opts())
+            except nvme_fabrics.AlreadyConnectedError:
+                pass
+            except KernelError as exc:
+                raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
+        try:
+            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=10).path
+        except KernelError as exc:
+            self.close()
+            raise FailedPrecondition(f"child {self.uri.uri}: {exc}") from None
+
+    def close(self) -> None:
+        for c in self.controllers():
+            nvme_fabrics.disconnect(c)
+
+
+class Nbd(ChildDevice):
+    @property
+    def backend(self) -> str:
+        return f"mayastor:{self.ctx.node}:{self.tag}"
+
+    def _find(self) -> nbd.NbdDevice | None:
+        for index in nbd.status():
+            dev = nbd.NbdDevice(index, None)
+            if nbd.is_connected(index) and dev.backend() == self.backend:
+                return dev
+        return None
+
+    def open(self) -> str:
+        dev = self._find()
+        if dev is None:
+            try:
+                dev = nbd.connect(f"nbd://{self.uri.host}:{self.uri.port}/{self.uri.path}", backend=self.backend)
+            except (KernelError, OSError) as exc:
+                raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
+        return dev.path
+
+    def close(self) -> None:
+        dev = self._find()
+        if dev is not None:
+            try:
+                nbd.disconnect(dev)
+            except KernelError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+
+
+REGISTRY: dict[str, type[ChildDevice]] = {
+    "bdev": LocalReplica, "aio": FileOrDevice, "uring": FileOrDevice, "malloc": Malloc, "nvmf": Nvmf, "nbd": Nbd,
+}
+
+
+def device_for(uri: ChildUri, ctx: ChildContext) -> ChildDevice:
+    return REGISTRY[uri.scheme](uri, ctx)

@@ -1,0 +1,269 @@
+"""Nexus calls that change a running nexus: children (add, remove, fault, offline/online), resize,
+publish/unpublish and ANA. Mixed into NexusService (service.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from .. import validate
+from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError
+from ..kernel import block
+from ..kernel.errors import KernelError
+from ..store import Nexus as Row
+from ..store import NexusChild as ChildRow
+from ..store import RebuildJob
+from . import publish as pub
+from . import state as S
+from .stack import SECTOR
+from .uri import parse as parse_uri
+
+log = logging.getLogger(__name__)
+
+# ChildAction wire values
+OFFLINE, ONLINE, FAULT_IO_ERROR, OFFLINE_PERMANENT = 0, 1, 2, 3
+
+
+class NexusOperations:
+    # children -----------------------------------------------------------------------------------
+    def add_child(self, uuid: str, uri: str, norebuild: bool = False):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        p = parse_uri(uri)
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            if any(k.uri == p.uri for k in kids):
+                raise AlreadyExists(f"child {uri} is already in nexus {uuid}")
+            with self.store.session() as s:
+                clash = s.scalar(select(ChildRow).where(ChildRow.uri == p.uri))
+                if clash is not None:
+                    raise InvalidArgument(f"child {uri} belongs to nexus {clash.nexus_uuid}")
+                pos = (s.scalar(select(func.max(ChildRow.position)).where(ChildRow.nexus_uuid == uuid)) or 0) + 1
+                kid = ChildRow(nexus_uuid=uuid, uri=p.uri, position=pos if not norebuild else -1,
+                               state="degraded", reason=S.R_OUT_OF_SYNC, device_uuid=p.uuid, healthy=False)
+                s.add(kid)
+            row, kids = self._load(uuid)
+            kid = self._child(kids, p.uri)
+            if norebuild:  # recorded out of sync, outside the raid until a rebuild is started
+                return self.view(uuid)
+            try:
+                self._renumber(uuid)
+                row, kids = self._load(uuid)
+                self._apply(row, kids, fresh={kid.id})
+            except BaseException as exc:
+                with self.store.session() as s:
+                    s.delete(s.get(ChildRow, kid.id))
+                self._close_child(uuid, kid)
+                self._renumber(uuid)
+                row, kids = self._load(uuid)
+                self._apply(row, kids)
+                if isinstance(exc, (KernelError, OSError, ValueError)):
+                    raise Internal(f"add child {uri}: {exc}") from None
+                raise
+            self._start_job(row, kids, kid, partial=False, written=0)
+            self._refresh_state(uuid)
+            return self.view(uuid)
+
+    def _renumber(self, uuid: str) -> None:
+        """Slots are 0..n-1 in order (the raid table is positional)."""
+        with self.store.session() as s:
+            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid, ChildRow.position >= 0)
+                                  .order_by(ChildRow.position)))
+            for i, k in enumerate(kids):
+                k.position = i
+
+    def remove_child(self, uuid: str, uri: str):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            kid = self._child(kids, uri)
+            if len(kids) == 1:
+                raise FailedPrecondition(f"cannot remove the last child of nexus {uuid}")
+            self._check_not_last_healthy(kids, kid)
+            with self.store.session() as s:
+                s.delete(s.get(ChildRow, kid.id))
+            self._renumber(uuid)
+            row, rest = self._load(uuid)
+            try:
+                self._apply(row, rest)
+            except (KernelError, OSError) as exc:
+                raise Internal(f"remove child {uri}: {exc}") from None
+            self._close_child(uuid, kid)
+            self._end_jobs(uuid, kid.uri, "stopped")
+            self._refresh_state(uuid)
+            return self.view(uuid)
+
+    def _check_not_last_healthy(self, kids: list[ChildRow], kid: ChildRow) -> None:
+        healthy = [k for k in kids if k.state == "online"]
+        if kid.state == "online" and len(healthy) == 1:
+            raise FailedPrecondition(f"child {kid.uri} is the last healthy child")
+
+    def fault_child(self, uuid: str, uri: str):
+        return self.child_operation(uuid, uri, OFFLINE_PERMANENT)
+
+    def child_operation(self, uuid: str, uri: str, action: int):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        if action not in (OFFLINE, ONLINE, FAULT_IO_ERROR, OFFLINE_PERMANENT):
+            raise InvalidArgument(f"unknown child action {action}")
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            kid = self._child(kids, uri)
+            if action == ONLINE:
+                return self._online(row, kids, kid)
+            state, reason = {OFFLINE: ("degraded", S.R_BY_CLIENT), FAULT_IO_ERROR: ("faulted", S.R_IO_FAILURE),
+                             OFFLINE_PERMANENT: ("faulted", S.R_BY_CLIENT)}[action]
+            if (kid.state, kid.reason) == (state, reason):
+                return self.view(uuid)
+            self._check_not_last_healthy(kids, kid)
+            self._set_child(kid.id, state, reason, healthy=False, fault=True)
+            row, kids = self._load(uuid)
+            try:
+                self._apply(row, kids)  # its slot becomes '- -'
+            except (KernelError, OSError) as exc:
+                raise Internal(f"take child {uri} out: {exc}") from None
+            self._end_jobs(uuid, kid.uri, "stopped")
+            self._refresh_state(uuid)
+            return self.view(uuid)
+
+    def _online(self, row: Row, kids: list[ChildRow], kid: ChildRow):
+        if kid.state == "online" or (kid.state == "degraded" and kid.reason == S.R_OUT_OF_SYNC):
+            return self.view(row.uuid)
+        if S.is_permanent_fault(kid.state, kid.reason):
+            raise FailedPrecondition(f"child {kid.uri} was faulted permanently; remove it and add a new one")
+        self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC)
+        row, kids = self._load(row.uuid)
+        written = self._leg_writes(row.uuid, kid.id)
+        try:
+            self._apply(row, kids, revive=True)
+        except (MayastorError, KernelError, OSError) as exc:
+            self._set_child(kid.id, kid.state, kid.reason)
+            if isinstance(exc, MayastorError):
+                raise
+            raise Internal(f"online child {kid.uri}: {exc}") from None
+        self._start_job(row, kids, kid, partial=True, written=written)
+        self._refresh_state(row.uuid)
+        return self.view(row.uuid)
+
+    # rebuild records (the kernel copies; the watcher finishes the job) ----------------------------
+    def _leg_writes(self, uuid: str, cid: int) -> int:
+        """Sectors written to a child's data leg so far (0 for a leg not created yet)."""
+        data = self.stack(uuid).leg_device(cid, "data")
+        return block.io_stats(data).write_sectors if data else 0
+
+    def _start_job(self, row: Row, kids: list[ChildRow], kid: ChildRow, partial: bool, written: int) -> None:
+        src = next((k.uri for k in kids if k.state == "online" and k.id != kid.id), "")
+        with self.store.session() as s:
+            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
+                                                        RebuildJob.dst_uri == kid.uri, RebuildJob.state == "running")):
+                j.state = "stopped"
+            s.add(RebuildJob(nexus_uuid=row.uuid, src_uri=src, dst_uri=kid.uri, state="running", partial=partial,
+                             blocks_total=row.size // 512, block_size=512, checkpoint=written))
+
+    def _end_jobs(self, uuid: str, uri: str, state: str) -> None:
+        from .service import now
+        with self.store.session() as s:
+            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri,
+                                                        RebuildJob.state == "running")):
+                j.state, j.ended_at = state, now()
+
+    # size -----------------------------------------------------------------------------------------
+    def resize(self, uuid: str, requested_size: int):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            if requested_size == row.size:
+                return self.view(uuid)
+            if requested_size < row.size or requested_size % 512:
+                raise InvalidArgument(f"a nexus can only grow (now {row.size} bytes) by multiples of 512")
+            old = row.size
+            with self.store.session() as s:
+                s.get(Row, uuid).size = requested_size
+            row, kids = self._load(uuid)
+            try:
+                self._apply(row, kids)
+            except InvalidArgument as exc:
+                with self.store.session() as s:
+                    s.get(Row, uuid).size = old
+                raise FailedPrecondition(f"cannot grow nexus: {exc}; grow the replicas first") from None
+            except (KernelError, OSError) as exc:
+                raise Internal(f"resize nexus: {exc}") from None
+            if row.published and row.share == 1:
+                self.target.revalidate(row.name)
+            return self.view(uuid)
+
+    # publish --------------------------------------------------------------------------------------
+    def publish(self, uuid: str, share: int, allowed_hosts: list[str], key: str = ""):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        if share == 2:
+            raise InvalidArgument("iSCSI is not supported (NVMf only)")
+        if share not in (0, 1):
+            raise InvalidArgument(f"unknown share protocol {share}")
+        hosts = validate.host_nqns(allowed_hosts)
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            if row.published and row.share != share:
+                raise InvalidArgument(f"nexus {uuid} is already published with another protocol")
+            if share == 1:
+                grpid = row.ana_grpid or self._free_ana_group()
+                with self.store.session() as s:
+                    r = s.get(Row, uuid)
+                    r.ana_grpid, r.share, r.published, r.allowed_hosts = grpid, 1, True, hosts
+                try:
+                    self._publish_kernel(self._load(uuid)[0])
+                except (KernelError, OSError) as exc:
+                    if not row.published:
+                        with self.store.session() as s:
+                            r = s.get(Row, uuid)
+                            r.ana_grpid, r.published, r.allowed_hosts = 0, False, []
+                    raise Internal(f"publish nexus {row.name}: {exc}") from None
+            else:
+                with self.store.session() as s:
+                    r = s.get(Row, uuid)
+                    r.share, r.published = 0, True
+            return self.view(uuid)
+
+    def _publish_kernel(self, row: Row) -> None:
+        pub.publish(self.target, [self.nexus_port, self.replica_port], row.name, row.uuid,
+                    self.stack(row.uuid).top_device(), row.ana_grpid, row.allowed_hosts or [],
+                    (row.min_cntl_id, row.max_cntl_id), row.ana_state or 1)
+
+    def _free_ana_group(self) -> int:
+        with self.store.session() as s:
+            used = set(s.scalars(select(Row.ana_grpid)))
+        free = next((g for g in pub.ANA_GROUPS if g not in used), None)
+        if free is None:
+            raise FailedPrecondition("no free ANA group: at most 127 published nexuses per node")
+        return free
+
+    def unpublish(self, uuid: str):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self._lock(uuid):
+            row, _ = self._running(uuid)
+            if row.share == 1 and row.published:
+                pub.unpublish(self.target, row.name, row.ana_grpid)
+            with self.store.session() as s:
+                r = s.get(Row, uuid)
+                r.share, r.published, r.allowed_hosts, r.ana_grpid = 0, False, [], 0
+            return self.view(uuid)
+
+    def get_ana_state(self, uuid: str) -> int:
+        row, _ = self._load(validate.uuid(uuid, "nexus uuid"))
+        if not (row.published and row.share == 1):
+            raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
+        return row.ana_state or 1
+
+    def set_ana_state(self, uuid: str, ana_state: int):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        if ana_state not in pub.ANA_WIRE_TO_STATE:
+            raise InvalidArgument(f"invalid ANA state {ana_state}")
+        with self._lock(uuid):
+            row, _ = self._running(uuid)
+            if not (row.published and row.share == 1):
+                raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
+            pub.set_ana_state(self.target, [self.nexus_port, self.replica_port], row.ana_grpid, ana_state)
+            with self.store.session() as s:
+                s.get(Row, uuid).ana_state = ana_state
+            return self.view(uuid)
+
+    def data_sectors(self, row: Row) -> int:
+        return row.size // SECTOR

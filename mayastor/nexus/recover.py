@@ -1,0 +1,64 @@
+"""Bring nexuses back at start (after a clean stop, kill -9 or a reboot), after the pools.
+
+Finished rows are reassembled from their children's superblocks: a raid device still in the
+kernel with the same table is adopted untouched, otherwise the table is loaded again and md
+resyncs only what the bitmaps mark dirty. Children that cannot be opened get a '- -' slot and
+are FAULTED (recoverable: ChildOperation online brings them back). Unfinished creates are rolled
+back, unfinished destroys finished; published nexuses are republished.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from ..errors import MayastorError
+from ..kernel.errors import KernelError
+from ..store import Nexus as Row
+from . import state as S
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_nexuses(node) -> None:
+    svc = node.nexuses
+    with node.store.session() as s:
+        uuids = list(s.scalars(select(Row.uuid)))
+    for uuid in uuids:
+        try:
+            _one(svc, uuid)
+        except (MayastorError, KernelError, OSError) as exc:
+            log.error("nexus %s could not be brought back: %s", uuid, exc)
+
+
+def _one(svc, uuid: str) -> None:
+    row, kids = svc._load_any(uuid)
+    if row.lifecycle == "creating":
+        log.info("rolling back unfinished create of nexus %s", row.name)
+        svc._teardown(row, kids)
+        with svc.store.session() as s:
+            s.delete(s.get(Row, uuid))
+        return
+    if row.lifecycle == "destroying":
+        svc.finish_destroy(uuid)
+        return
+    if row.state in ("shutting_down", "shutdown"):
+        return  # stays down (and its kernel devices, if any, stay suspended) until destroyed
+    for kid in kids:
+        if not svc._in_table(kid):
+            continue
+        try:
+            svc.device_of(kid).open()
+        except (MayastorError, KernelError, OSError) as exc:
+            log.warning("nexus %s: child %s cannot be opened (%s); faulted until it is brought online",
+                        row.name, kid.uri, exc)
+            svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
+    row, kids = svc._load_any(uuid)
+    svc._apply(row, kids)
+    if row.published and row.share == 1:
+        svc._publish_kernel(row)
+    with svc.store.session() as s:
+        s.get(Row, uuid).clean_shutdown = False
+    svc._refresh_state(uuid)
+    log.info("nexus %s (%s) is back", row.name, uuid)

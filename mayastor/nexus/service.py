@@ -1,0 +1,349 @@
+"""Nexus: a dm-raid raid1 over children, published over nvmet or as a local device.
+
+SQLite holds the desired shape (children in slot order, each child's state) and the nexus state
+machine (state.py); `_apply()` makes the kernel carry the table those rows describe. Children taken
+out (offline, faulted by the client) keep their slot as ``- -`` so md keeps their dirty regions in
+the write-intent bitmap, and a returning child is resynced partially. Calls hold the nexus's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from .. import validate
+from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
+from ..kernel import block
+from ..kernel.errors import KernelError
+from ..store import Nexus as Row
+from ..store import NexusChild as ChildRow
+from ..store import RebuildJob
+from . import publish as pub
+from . import state as S
+from .children import ChildContext, ChildDevice, device_for
+from .operations import NexusOperations
+from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
+from .uri import ChildUri
+from .uri import parse as parse_uri
+
+log = logging.getLogger(__name__)
+
+SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
+CNTLID_MAX = 0xFFEF
+BLOCK = 512
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class NexusView:
+    row: Row
+    children: list[ChildRow]
+    device_uri: str
+    rebuilds: int
+    progress: dict[str, int]  # child uri -> rebuild progress %
+
+
+class NexusService(NexusOperations):
+    def __init__(self, node_name: str, store, ctl, tags, locks, replicas, target, ports: tuple[int, int],
+                 loop_tag: str):
+        self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
+        self.target = target
+        self.nexus_port, self.replica_port = ports
+        self.ctx = ChildContext(node_name, replicas, loop_tag)
+
+    # helpers ----------------------------------------------------------------------------------
+    def stack(self, uuid: str) -> NexusStack:
+        return NexusStack(self.ctl, self.tags, uuid)
+
+    def _lock(self, uuid: str):
+        return self.locks.hold(f"nexus:{uuid}")
+
+    def _load(self, uuid: str) -> tuple[Row, list[ChildRow]]:
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+            if row is None or row.lifecycle != "ready":
+                raise NotFound(f"nexus {uuid} not found")
+            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid).order_by(ChildRow.position)))
+        return row, kids
+
+    def _running(self, uuid: str) -> tuple[Row, list[ChildRow]]:
+        row, kids = self._load(uuid)
+        if row.state in ("shutting_down", "shutdown"):
+            raise FailedPrecondition(f"nexus {uuid} is {row.state.replace('_', ' ')}")
+        return row, kids
+
+    def _child(self, kids: list[ChildRow], uri: str) -> ChildRow:
+        for k in kids:
+            if k.uri == uri:
+                return k
+        raise NotFound(f"child {uri} not found in the nexus")
+
+    def device_of(self, kid: ChildRow) -> ChildDevice:
+        return device_for(parse_uri(kid.uri), self.ctx)
+
+    def _set_child(self, kid_id: int, state: str, reason: int, healthy: bool | None = None,
+                   fault: bool = False) -> None:
+        with self.store.session() as s:
+            k = s.get(ChildRow, kid_id)
+            k.state, k.reason = state, reason
+            if healthy is not None:
+                k.healthy = healthy
+            if fault:
+                k.fault_at = now()
+
+    def _refresh_state(self, uuid: str) -> str:
+        """Derive the nexus state from its children and persist the transition."""
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+            if row is None or row.state in ("shutting_down", "shutdown"):
+                return row.state if row else "unknown"
+            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid)))
+            new = S.derive([(k.state, k.reason) for k in kids if k.position >= 0])
+            row.state = S.transition(row.state, new)
+            return row.state
+
+    @staticmethod
+    def _in_table(kid: ChildRow) -> bool:
+        """Does the child get its real device in the raid table? Healthy and resyncing children do;
+        faulted and offline ones have their slot pointed at dm-error (stack.ensure_error_leg)."""
+        return kid.position >= 0 and (kid.state == "online" or
+                                      (kid.state == "degraded" and kid.reason == S.R_OUT_OF_SYNC))
+
+    # the kernel side ----------------------------------------------------------------------------
+    def _open_leg(self, st: NexusStack, kid: ChildRow, sectors: int) -> Leg:
+        dev = self.device_of(kid).open()
+        need = sectors * SECTOR + META_BYTES
+        have = block.size_bytes(dev)
+        if have < need:
+            raise InvalidArgument(f"child {kid.uri} is too small: {have} bytes, the nexus needs {need} "
+                                  f"({META_BYTES >> 20} MiB metadata + {sectors * SECTOR} data)")
+        return st.ensure_leg(kid.id, dev)
+
+    def _apply(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False,
+               revive: bool = False) -> None:
+        """Load the raid table the rows describe; ``fresh`` child ids get wiped metadata and
+        ``rebuild`` (unless ``nosync``). ``revive`` cycles suspend/resume so md re-adds legs it
+        had faulted and whose devices are readable again (partial resync from the bitmap)."""
+        st = self.stack(row.uuid)
+        sectors = row.size // SECTOR
+        legs: list[Leg | None] = []
+        rebuild: list[int] = []
+        for kid in sorted((k for k in kids if k.position >= 0), key=lambda k: k.position):
+            if not self._in_table(kid):
+                legs.append(st.ensure_error_leg(kid.id, sectors))
+                continue
+            was_error = st.leg_is_error(kid.id)
+            leg = self._open_leg(st, kid, sectors)
+            if was_error:
+                revive = True  # md re-adds the leg only at a resume
+            if kid.id in fresh or not st.leg_has_superblock(kid.id):
+                st.wipe_leg_superblock(kid.id)
+                if not nosync:
+                    rebuild.append(len(legs))
+            legs.append(leg)
+        live_legs = sum(1 for k in kids if k.position >= 0 and self._in_table(k))
+        if not live_legs:
+            raise FailedPrecondition(f"nexus {row.uuid} has no child that can be opened")
+        if rebuild and len(rebuild) == live_legs:
+            rebuild = []  # nothing to copy from: every leg is new
+            nosync = True
+        targets = st.raid_table(legs, sectors, row.region_sectors, rebuild, nosync=nosync)
+        live = st.live_raid_table()
+        if live is not None and [t.line() for t in self.ctl.table(st.raid_name)] == [t.line() for t in targets]:
+            if revive:
+                self.ctl.suspend(st.raid_name)
+                self.ctl.resume(st.raid_name)
+        else:
+            st.load_raid(targets)
+        st.ensure_top(sectors)
+        if st.top_path_failed():
+            st.reinstate()
+
+    def _close_child(self, row_uuid: str, kid: ChildRow) -> None:
+        self.stack(row_uuid).remove_leg(kid.id)
+        try:
+            self.device_of(kid).close()
+        except (KernelError, OSError, MayastorError) as exc:
+            log.warning("closing child %s: %s", kid.uri, exc)
+
+    # create / destroy ---------------------------------------------------------------------------
+    def create(self, name: str, uuid: str, size: int, children: list[str], min_cntlid: int = 0,
+               max_cntlid: int = 0, resv_key: int = 0, preempt_key: int = 0,
+               nexus_info_key: str = "") -> NexusView:
+        uuid = validate.uuid(uuid, "nexus uuid")
+        name = validate.name(name or uuid, "nexus name")
+        if size <= 0 or size % BLOCK:
+            raise InvalidArgument(f"nexus size {size} must be a positive multiple of {BLOCK}")
+        if not children:
+            raise InvalidArgument("a nexus needs at least one child")
+        parsed = [parse_uri(c) for c in children]
+        if len({p.uri for p in parsed}) != len(parsed):
+            raise InvalidArgument("the same child is listed twice")
+        lo, hi = min_cntlid or 1, max_cntlid or CNTLID_MAX
+        if not 1 <= lo <= hi <= CNTLID_MAX:
+            raise InvalidArgument(f"invalid controller id range {lo}..{hi} (1..{CNTLID_MAX})")
+        if len(nexus_info_key) > 255:
+            raise InvalidArgument("nexus info key too long")
+        with self.locks.hold("nexus-create"), self._lock(uuid):
+            existing = self._check_new(name, uuid, size, parsed)
+            if existing is not None:
+                return existing
+            with self.store.session() as s:
+                s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
+                          max_cntl_id=hi, resv_key=resv_key, preempt_key=preempt_key,
+                          region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None))
+                s.flush()
+                for i, p in enumerate(parsed):
+                    s.add(ChildRow(nexus_uuid=uuid, uri=p.uri, position=i, state="online", reason=S.R_NONE,
+                                   device_uuid=p.uuid, healthy=True))
+            row, kids = self._load_any(uuid)
+            try:
+                self._apply(row, kids, fresh={k.id for k in kids}, nosync=True)
+            except BaseException as exc:
+                self._teardown(row, kids)
+                with self.store.session() as s:
+                    s.delete(s.get(Row, uuid))
+                if isinstance(exc, (KernelError, OSError, ValueError)):
+                    raise Internal(f"create nexus {name}: {exc}") from None
+                raise
+            with self.store.session() as s:
+                r = s.get(Row, uuid)
+                r.lifecycle = "ready"
+                r.state = S.transition(r.state, "online")
+            log.info("nexus %s (%s) created over %d children", name, uuid, len(kids))
+            return self.view(uuid)
+
+    def _load_any(self, uuid: str) -> tuple[Row, list[ChildRow]]:
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid).order_by(ChildRow.position)))
+        return row, kids
+
+    def _check_new(self, name: str, uuid: str, size: int, parsed: list[ChildUri]) -> NexusView | None:
+        uris = [p.uri for p in parsed]
+        with self.store.session() as s:
+            row = s.get(Row, uuid)
+            if row is not None:
+                kids = list(s.scalars(select(ChildRow.uri).where(ChildRow.nexus_uuid == uuid)))
+                if row.name == name and row.size == size and sorted(kids) == sorted(uris):
+                    return None if row.lifecycle != "ready" else self.view(uuid)
+                raise AlreadyExists(f"nexus {uuid} exists with other arguments")
+            if s.scalar(select(Row.uuid).where(Row.name == name)) is not None:
+                raise AlreadyExists(f"a nexus named {name} exists already")
+            ids = {p.uuid for p in parsed if p.uuid}
+            clash = s.scalar(select(ChildRow).where(ChildRow.uri.in_(uris))) or (
+                s.scalar(select(ChildRow).where(ChildRow.device_uuid.in_(ids))) if ids else None)
+            if clash is not None:
+                raise InvalidArgument(f"child {clash.uri} belongs to nexus {clash.nexus_uuid}")
+        return None
+
+    def _teardown(self, row: Row, kids: list[ChildRow]) -> None:
+        if row.share == SHARE_NVMF or row.ana_grpid:
+            pub.unpublish(self.target, row.name, row.ana_grpid)
+        self.stack(row.uuid).teardown()
+        for kid in kids:
+            self._close_child(row.uuid, kid)
+
+    def destroy(self, uuid: str) -> None:
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self.locks.hold("nexus-create"), self._lock(uuid):
+            with self.store.session() as s:
+                row = s.get(Row, uuid)
+                if row is None:
+                    raise NotFound(f"nexus {uuid} not found")
+                row.lifecycle = "destroying"
+            self.finish_destroy(uuid)
+
+    def finish_destroy(self, uuid: str) -> None:
+        row, kids = self._load_any(uuid)
+        try:
+            self._teardown(row, kids)
+        except (KernelError, OSError) as exc:
+            raise Internal(f"destroy nexus {row.name}: {exc}") from None
+        with self.store.session() as s:
+            s.delete(s.get(Row, uuid))
+            for job in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid)):
+                s.delete(job)
+        log.info("nexus %s (%s) destroyed", row.name, uuid)
+
+    def shutdown(self, uuid: str) -> NexusView:
+        """Stop I/O (queued, not failed), mark a clean shutdown; afterwards only Destroy works."""
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self._lock(uuid):
+            row, kids = self._load(uuid)
+            if row.state == "shutdown":
+                return self.view(uuid)
+            with self.store.session() as s:
+                r = s.get(Row, uuid)
+                r.state = S.transition(r.state, "shutting_down")
+            st = self.stack(uuid)
+            try:
+                if st.exists():
+                    self.ctl.suspend(st.top_name, noflush=True)
+            except KernelError as exc:
+                with self.store.session() as s:
+                    r = s.get(Row, uuid)
+                    r.state = S.transition(r.state, S.derive([(k.state, k.reason) for k in kids]))
+                raise Internal(f"shutdown nexus {row.name}: {exc}") from None
+            with self.store.session() as s:
+                r = s.get(Row, uuid)
+                r.state = S.transition(r.state, "shutdown")
+                r.clean_shutdown = True
+                for k in s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid)):
+                    if k.state == "online":
+                        k.state, k.reason = "degraded", S.R_CLOSED
+            return self.view(uuid)
+
+    # views -----------------------------------------------------------------------------------
+    def view(self, uuid: str) -> NexusView:
+        row, kids = self._load_any(uuid)
+        if row is None:
+            raise NotFound(f"nexus {uuid} not found")
+        with self.store.session() as s:
+            jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid,
+                                                           RebuildJob.state == "running")))
+        progress: dict[str, int] = {}
+        if jobs:
+            st = self.stack(uuid).status()
+            pct = int(st.progress * 100) if st is not None and st.sync_action in ("recover", "resync") else 0
+            for j in jobs:
+                progress[j.dst_uri] = pct
+        return NexusView(row, kids, self.device_uri(row), len(jobs), progress)
+
+    def device_uri(self, row: Row) -> str:
+        if not row.published:
+            return ""
+        if row.share == SHARE_NVMF:
+            host = self.target.address
+            host = f"[{host}]" if ":" in host else host
+            return f"nvmf://{host}:{self.replica_port}/{pub.nqn_for(row.name)}"
+        if row.share == SHARE_NONE:
+            st = self.stack(row.uuid)
+            return f"file://{st.top_device()}" if st.exists() else ""
+        return ""
+
+    def list(self, name: str | None = None, uuid: str | None = None) -> list[NexusView]:
+        with self.store.session() as s:
+            q = select(Row.uuid).where(Row.lifecycle == "ready")
+            if name:
+                q = q.where(Row.name == name)
+            if uuid:
+                q = q.where(Row.uuid == uuid)
+            uuids = list(s.scalars(q.order_by(Row.name)))
+        return [self.view(u) for u in uuids]
+
+    def info(self, key: str) -> dict:
+        """NexusInfo equivalent: clean shutdown flag and each child's health, by uuid or info key."""
+        with self.store.session() as s:
+            row = s.scalar(select(Row).where((Row.uuid == key) | (Row.nexus_info_key == key)))
+            if row is None:
+                raise NotFound(f"no nexus info under {key}")
+            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == row.uuid)))
+            return {"clean_shutdown": row.clean_shutdown,
+                    "children": [{"uuid": k.device_uuid or "", "uri": k.uri, "healthy": k.healthy} for k in kids]}

@@ -1,0 +1,183 @@
+"""The dm devices of one nexus, bottom up:
+
+    child device ─┬─ <nexus>-<cid>-meta   dm-linear, first 4 MiB: dm-raid superblock + write-intent bitmap
+                  └─ <nexus>-<cid>-data   dm-linear, the rest
+    <nexus>-raid                          dm-raid raid1 over the (meta, data) pairs, slot = child position
+    <nexus>                               dm-multipath (bio mode, queue_if_no_path) over the raid device:
+                                          the published device. When no healthy child is left the raid
+                                          errors I/O; multipath then fails its only path and *queues* I/O
+                                          instead of failing it (Mayastor freezes the nexus likewise).
+
+All names carry the ownership tag, so reconcile can find and remove leftovers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..kernel import block, dm
+from ..kernel.dm_targets import Raid1Table, RaidStatus
+from ..pool.thinpool import Tags, _ensure, remove
+
+SECTOR = 512
+META_SECTORS = 8192  # 4 MiB reserved at the start of every child (architecture.md)
+META_BYTES = META_SECTORS * SECTOR
+RAID_MAGIC = (0x64526D44).to_bytes(4, "little")  # dm_raid_superblock.magic ("DmRd")
+DEFAULT_REGION_SECTORS = 2048  # 1 MiB bitmap regions: the granularity of a partial resync
+
+
+def region_sectors_for(length: int) -> int:
+    """1 MiB, or the next power of two keeping the bitmap within md's 2^21 regions."""
+    need = -(-length // (1 << 21))
+    size = DEFAULT_REGION_SECTORS
+    while size < need:
+        size <<= 1
+    return size
+
+
+@dataclass(frozen=True)
+class Leg:
+    cid: int
+    meta: str  # major:minor of the meta linear device
+    data: str
+
+
+def _devnum(path: str) -> str:
+    major, minor = block.devnum(path)
+    return f"{major}:{minor}"
+
+
+class NexusStack:
+    def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str):
+        self.ctl, self.tags, self.uuid = ctl, tags, uuid
+
+    @property
+    def top_name(self) -> str:
+        return self.tags.nexus(self.uuid)
+
+    @property
+    def raid_name(self) -> str:
+        return self.tags.nexus(self.uuid, "raid")
+
+    def leg_name(self, cid: int, part: str) -> str:
+        return self.tags.nexus(self.uuid, f"{cid}-{part}")
+
+    # legs ---------------------------------------------------------------------------------
+    def ensure_leg(self, cid: int, device: str) -> Leg:
+        """Split a child device into its meta and data areas (idempotent; re-pointed when the
+        child's device node changed, e.g. after an nvme reconnect)."""
+        size = block.size_bytes(device) // SECTOR
+        if size <= META_SECTORS:
+            raise ValueError(f"{device} is smaller than the {META_BYTES >> 20} MiB metadata area")
+        src = _devnum(device)
+        meta = _ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{src} 0")])
+        data = _ensure(self.ctl, self.leg_name(cid, "data"),
+                       [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")])
+        return Leg(cid, meta.devnum, data.devnum)
+
+    def ensure_error_leg(self, cid: int, sectors: int) -> Leg:
+        """Point a child's slot at dm-error: md faults the leg at its next I/O and keeps the
+        regions written meanwhile dirty in the bitmap, so a later revive (suspend/resume with
+        the real devices back) resyncs only those. A '- -' slot would not: md then takes the
+        returning leg as in sync."""
+        name = self.leg_name(cid, "data")
+        if self.ctl.exists(name):
+            live = self.ctl.table(name)
+            sectors = max(sectors, live[0].length) if live else sectors
+        meta = _ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "error", "")])
+        data = _ensure(self.ctl, name, [dm.Target(0, sectors, "error", "")])
+        return Leg(cid, meta.devnum, data.devnum)
+
+    def leg_is_error(self, cid: int) -> bool:
+        name = self.leg_name(cid, "data")
+        return self.ctl.exists(name) and self.ctl.table(name)[0].type == "error"
+
+    def leg_device(self, cid: int, part: str) -> str | None:
+        name = self.leg_name(cid, part)
+        return self.ctl.info(name).devnode if self.ctl.exists(name) else None
+
+    def leg_has_superblock(self, cid: int) -> bool:
+        path = self.leg_device(cid, "meta")
+        with open(path, "rb", buffering=0) as f:
+            return f.read(4) == RAID_MAGIC
+
+    def wipe_leg_superblock(self, cid: int) -> None:
+        """A leg without the magic is a new device to dm-raid; stale superblocks confuse it."""
+        path = self.leg_device(cid, "meta")
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes(4096), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove_leg(self, cid: int) -> None:
+        remove(self.ctl, self.leg_name(cid, "data"))
+        remove(self.ctl, self.leg_name(cid, "meta"))
+
+    def existing_legs(self) -> list[int]:
+        prefix = self.tags.nexus(self.uuid) + "-"
+        out = set()
+        for d in self.ctl.list_devices():
+            if d.name.startswith(prefix):
+                head = d.name[len(prefix):].split("-", 1)[0]
+                if head.isdigit():
+                    out.add(int(head))
+        return sorted(out)
+
+    # raid and top ---------------------------------------------------------------------------
+    def raid_table(self, legs: list[Leg], sectors: int, region: int, rebuild: list[int] | None = None,
+                   nosync: bool = False) -> list[dm.Target]:
+        t = Raid1Table(legs=[(leg.meta, leg.data) for leg in legs], region_size=region,
+                       rebuild=list(rebuild or []), sync="nosync" if nosync else None)
+        return [dm.Target(0, sectors, "raid", t.params())]
+
+    def load_raid(self, targets: list[dm.Target]) -> dm.DeviceInfo:
+        """Create the raid device, or swap its table (suspend + resume); the same table is left alone."""
+        return _ensure(self.ctl, self.raid_name, targets)
+
+    def live_raid_table(self) -> Raid1Table | None:
+        if not self.ctl.exists(self.raid_name):
+            return None
+        t = self.ctl.table(self.raid_name)
+        return Raid1Table.parse(t[0].params) if t and t[0].type == "raid" else None
+
+    def ensure_top(self, sectors: int) -> dm.DeviceInfo:
+        raid = self.ctl.info(self.raid_name).devnum
+        params = f"3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 1 {raid} 1"
+        return _ensure(self.ctl, self.top_name, [dm.Target(0, sectors, "multipath", params)])
+
+    def reinstate(self) -> None:
+        """Give the top device its path back after it failed (no healthy child) and queued I/O."""
+        raid = self.ctl.info(self.raid_name).devnum
+        try:
+            self.ctl.message(self.top_name, f"reinstate_path {raid}")
+        except dm.DmError:
+            pass  # path is active already
+
+    def top_path_failed(self) -> bool:
+        st = self.ctl.status(self.top_name)
+        # multipath status: ... <path> <A|F> <fail count> ...; 'F' means the raid path failed
+        words = st[0].params.split() if st else []
+        raid = self.ctl.info(self.raid_name).devnum
+        return raid in words and words[words.index(raid) + 1] == "F"
+
+    def status(self) -> RaidStatus | None:
+        if not self.ctl.exists(self.raid_name):
+            return None
+        st = self.ctl.status(self.raid_name, noflush=True)
+        return RaidStatus.parse(st[0].params) if st and st[0].type == "raid" else None
+
+    def top_device(self) -> str:
+        return self.ctl.info(self.top_name).devnode
+
+    def exists(self) -> bool:
+        return self.ctl.exists(self.top_name)
+
+    def teardown(self) -> None:
+        """Remove top, raid and every leg device of this nexus (idempotent)."""
+        remove(self.ctl, self.top_name)
+        remove(self.ctl, self.raid_name)
+        for cid in self.existing_legs():
+            self.remove_leg(cid)

@@ -1,0 +1,141 @@
+"""Event-driven fault detection: one thread waits for device-mapper events (DM_DEV_ARM_POLL + poll
+on its own control fd), then reads each nexus's raid status and persists what changed:
+
+* a leg turned 'D' -> its child FAULTED / IO_FAILURE (with the fault time);
+* a leg resyncing ('a') and then in sync ('A') -> the rebuild job completes, the child is ONLINE;
+* the top device's path failed (no healthy child left, I/O now queued) -> every child that was
+  still online is FAULTED and so is the nexus.
+
+A 1 s timeout doubles as the progress tick for running rebuilds. A nexus busy with a call is
+looked at again on the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+
+from ..errors import DeadlineExceeded
+from ..kernel import block
+from ..kernel.dm import DeviceMapper
+from ..kernel.errors import KernelError
+from ..store import Nexus as Row
+from ..store import RebuildJob
+from . import state as S
+
+log = logging.getLogger(__name__)
+
+
+class NexusWatcher:
+    def __init__(self, svc, tick: float = 1.0):
+        self.svc, self.tick = svc, tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.events = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="nexus-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        ctl = DeviceMapper()
+        try:
+            while not self._stop.is_set():
+                try:
+                    ctl.arm_poll()
+                    self.scan()
+                    if ctl.poll_event(self.tick):
+                        self.events += 1
+                except Exception:  # the watcher must outlive any one bad round
+                    log.exception("nexus watcher round failed")
+                    self._stop.wait(self.tick)
+        finally:
+            ctl.close()
+
+    def scan(self) -> None:
+        with self.svc.store.session() as s:
+            uuids = list(s.scalars(select(Row.uuid).where(Row.lifecycle == "ready",
+                                                          Row.state.notin_(("shutting_down", "shutdown")))))
+        for uuid in uuids:
+            try:
+                with self.svc.locks.hold(f"nexus:{uuid}", timeout=0.05):
+                    self.check(uuid)
+            except DeadlineExceeded:
+                continue
+            except KernelError as exc:
+                log.warning("nexus %s: %s", uuid, exc)
+
+    def check(self, uuid: str) -> None:
+        svc = self.svc
+        st = svc.stack(uuid)
+        status = st.status()
+        if status is None:
+            return
+        row, kids = svc._load_any(uuid)
+        if row is None or row.state in ("shutting_down", "shutdown"):
+            return
+        by_slot = {k.position: k for k in kids if k.position >= 0}
+        changed = False
+        for slot, char in enumerate(status.health):
+            kid = by_slot.get(slot)
+            if kid is None:
+                continue
+            new = S.from_health(char, kid.state, kid.reason)
+            if new is None:
+                continue
+            faulted = new[0] == "faulted"
+            if faulted:
+                log.warning("nexus %s: child %s failed (I/O error); nexus continues on the others", row.name, kid.uri)
+                svc._end_jobs(uuid, kid.uri, "failed")
+            svc._set_child(kid.id, new[0], new[1], healthy=new[0] == "online" if not faulted else False,
+                           fault=faulted)
+            changed = True
+        if st.exists() and st.top_path_failed():
+            for kid in kids:
+                if kid.state == "online":
+                    log.error("nexus %s: no healthy child left; I/O is held until one comes back", row.name)
+                    svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
+                    changed = True
+        if status.sync_action == "idle" and status.sync_current == status.sync_total:
+            changed |= self._finish_jobs(row, kids, status)
+        if changed:
+            svc._refresh_state(uuid)
+
+    def _finish_jobs(self, row, kids, status) -> bool:
+        svc = self.svc
+        from .service import now
+        done = False
+        with svc.store.session() as s:
+            jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
+                                                           RebuildJob.state == "running")))
+        for job in jobs:
+            kid = next((k for k in kids if k.uri == job.dst_uri), None)
+            if kid is None or kid.position < 0 or kid.position >= len(status.health):
+                continue
+            if status.health[kid.position] != "A":
+                continue
+            data = svc.stack(row.uuid).leg_device(kid.id, "data")
+            written = block.io_stats(data).write_sectors if data else job.checkpoint
+            with svc.store.session() as s:
+                j = s.get(RebuildJob, job.id)
+                j.state, j.ended_at = "completed", now()
+                j.blocks_recovered = j.blocks_total
+                j.blocks_transferred = max(written - j.checkpoint, 0) * 512 // j.block_size
+            svc._set_child(kid.id, "online", S.R_NONE, healthy=True)
+            log.info("nexus %s: child %s in sync again (%s rebuild, %d blocks written)", row.name, kid.uri,
+                     "partial" if job.partial else "full", max(written - job.checkpoint, 0))
+            done = True
+        if done:
+            live = svc.stack(row.uuid).live_raid_table()
+            if live is not None and live.rebuild:
+                # as LVM does: drop 'rebuild' once done, else the next activation rebuilds again
+                row2, kids2 = svc._load_any(row.uuid)
+                svc._apply(row2, kids2)
+        return done

@@ -1,0 +1,75 @@
+"""Nexus pure logic: child URI parsing, the state machine, dm-raid health -> child state."""
+
+from __future__ import annotations
+
+import pytest
+
+from mayastor.errors import FailedPrecondition, InvalidArgument
+from mayastor.nexus import state as S
+from mayastor.nexus.stack import region_sectors_for
+from mayastor.nexus.uri import parse
+
+U = "0c0ffee0-1234-4abc-8def-0123456789ab"
+
+
+@pytest.mark.parametrize("uri,scheme,path,host,port", [
+    (f"bdev:///r1?uuid={U}", "bdev", "r1", "", 0),
+    (f"loopback:///r1?uuid={U}", "bdev", "r1", "", 0),
+    (f"nvmf://10.0.0.2:8420/nqn.2019-05.io.openebs:r1?uuid={U}", "nvmf", "nqn.2019-05.io.openebs:r1", "10.0.0.2", 8420),
+    (f"nvmf+tcp://10.0.0.2/nqn.2019-05.io.openebs:r1?uuid={U}", "nvmf", "nqn.2019-05.io.openebs:r1", "10.0.0.2", 4420),
+    ("aio:///dev/sdb", "aio", "/dev/sdb", "", 0),
+    ("uring:///var/img?blk_size=4096", "uring", "/var/img", "", 0),
+    ("malloc:///m0?size_mb=64", "malloc", "m0", "", 0),
+    ("malloc:///m0?num_blocks=2048&blk_size=4096", "malloc", "m0", "", 0),
+    ("nbd://127.0.0.1:10809/exp", "nbd", "exp", "127.0.0.1", 10809),
+])
+def test_child_uris_parse(uri, scheme, path, host, port):
+    p = parse(uri)
+    assert (p.scheme, p.path, p.host, p.port) == (scheme, path, host, port)
+    assert p.uri == uri
+
+
+@pytest.mark.parametrize("uri", [
+    "", "foo:///x", "pcie:///0000:05:00.0", "malloc:///m0", "malloc:///m0?size_mb=8&num_blocks=8",
+    "malloc:///m0?size_mb=8&bogus=1", "malloc:///m0?size_mb=0", "malloc:///../m", "bdev:///../x",
+    "bdev:///a/b", f"bdev:///r1?uuid={U}&uuid={U}", "bdev:///r1?uuid=not-a-uuid", "aio:///dev/../etc/passwd",
+    "aio://host/dev/sdb", "aio:///dev/sdb?blk_size=1000", f"nvmf://h:1/notanqn?uuid={U}", "nvmf:///nqn.2019-05.io.openebs:x",
+    "nbd://127.0.0.1/exp", "nbd://user:pw@127.0.0.1:1/exp", "nvmf://10.0.0.1:99999/nqn.2019-05.io.openebs:x",
+    "malloc:///m\x00?size_mb=1", "x" * 5000,
+])
+def test_bad_child_uris_are_invalid_argument(uri):
+    with pytest.raises(InvalidArgument):
+        parse(uri)
+
+
+def test_state_machine_allows_only_its_transitions():
+    assert S.transition("init", "online") == "online"
+    assert S.transition("online", "degraded") == "degraded"
+    assert S.transition("degraded", "online") == "online"
+    assert S.transition("online", "shutting_down") == "shutting_down"
+    assert S.transition("shutting_down", "shutdown") == "shutdown"
+    for bad in ("online", "degraded", "init", "faulted"):
+        with pytest.raises(FailedPrecondition):
+            S.transition("shutdown", bad)
+    with pytest.raises(FailedPrecondition):
+        S.transition("online", "shutdown")  # must pass through shutting_down
+
+
+def test_derive_and_health_mapping():
+    assert S.derive([("online", 0), ("online", 0)]) == "online"
+    assert S.derive([("online", 0), ("faulted", S.R_IO_FAILURE)]) == "degraded"
+    assert S.derive([("faulted", S.R_IO_FAILURE), ("degraded", S.R_BY_CLIENT)]) == "faulted"
+    assert S.from_health("D", "online", S.R_NONE) == ("faulted", S.R_IO_FAILURE)
+    assert S.from_health("D", "degraded", S.R_BY_CLIENT) is None  # the client took it out
+    assert S.from_health("a", "online", S.R_NONE) == ("degraded", S.R_OUT_OF_SYNC)
+    assert S.from_health("A", "degraded", S.R_OUT_OF_SYNC) == ("online", S.R_NONE)
+    assert S.from_health("A", "online", S.R_NONE) is None
+    assert S.is_permanent_fault("faulted", S.R_BY_CLIENT)
+    assert not S.is_permanent_fault("faulted", S.R_IO_FAILURE)
+
+
+def test_region_size_keeps_the_bitmap_within_md_limits():
+    assert region_sectors_for(64 * 2048) == 2048
+    big = 16 << 40 >> 9  # 16 TiB in sectors
+    r = region_sectors_for(big)
+    assert r & (r - 1) == 0 and big // r <= 1 << 21
