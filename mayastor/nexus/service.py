@@ -89,6 +89,7 @@ class NexusService(NexusOperations):
 
     def _set_child(self, kid_id: int, state: str, reason: int, healthy: bool | None = None,
                    fault: bool = False) -> None:
+        """Persist a child's new state and, in the same transaction, the nexus state it implies."""
         with self.store.session() as s:
             k = s.get(ChildRow, kid_id)
             k.state, k.reason = state, reason
@@ -96,6 +97,11 @@ class NexusService(NexusOperations):
                 k.healthy = healthy
             if fault:
                 k.fault_at = now()
+            s.flush()
+            row = s.get(Row, k.nexus_uuid)
+            if row.lifecycle == "ready" and row.state not in ("shutting_down", "shutdown"):
+                kids = s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == row.uuid, ChildRow.position >= 0))
+                row.state = S.transition(row.state, S.derive([(c.state, c.reason) for c in kids]))
 
     def _refresh_state(self, uuid: str) -> str:
         """Derive the nexus state from its children and persist the transition."""

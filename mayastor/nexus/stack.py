@@ -13,7 +13,9 @@ All names carry the ownership tag, so reconcile can find and remove leftovers.
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from dataclasses import dataclass
 
 from ..kernel import block, dm
@@ -176,8 +178,21 @@ class NexusStack:
         return self.ctl.exists(self.top_name)
 
     def teardown(self) -> None:
-        """Remove top, raid and every leg device of this nexus (idempotent)."""
-        remove(self.ctl, self.top_name)
+        """Remove top, raid and every leg device of this nexus (idempotent). I/O the top device
+        holds (no healthy child) is failed first, or nobody could ever close it."""
+        if self.ctl.exists(self.top_name):
+            try:
+                self.ctl.message(self.top_name, "fail_if_no_path")
+            except dm.DmError:
+                pass
+        for attempt in range(50):  # openers woken by the failed I/O need a moment to close
+            try:
+                remove(self.ctl, self.top_name)
+                break
+            except dm.DmError as exc:
+                if exc.errno != errno.EBUSY or attempt == 49:
+                    raise
+                time.sleep(0.1)
         remove(self.ctl, self.raid_name)
         for cid in self.existing_legs():
             self.remove_leg(cid)

@@ -110,7 +110,8 @@ class NvmfTarget:
             return
         sub = configfs.Subsystem(nqn, "lookup")
         with self._lock:
-            portids = sub.ports()
+            ours = self._find_port()
+            portids = sub.ports() + ([ours.portid] if ours is not None else [])
             sub.delete()  # unlinks ports and hosts, disables and removes namespaces
             self._drop_unused_ports(portids)
         self._gc_hosts()
