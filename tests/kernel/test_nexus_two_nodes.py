@@ -12,7 +12,6 @@ import subprocess
 import time
 import uuid
 
-import grpc
 import pytest
 
 from mayastor.grpc import protos as P
@@ -195,11 +194,12 @@ def test_fencing_by_reshare_stops_the_old_nexus(nodes, tmp_path):
     refused = run("nvme", "connect", "-t", "tcp", "-a", "127.0.0.3", "-s", "8420", "-n",
                   "nqn.2019-05.io.openebs:fence-r", "-q", HOST, "-I", HOST_ID, check=False)
     assert refused.returncode != 0
-    # fenced: node 1's nexus lost its only child; its writes never reach the replica
-    wait_for(lambda: get(c1, nu).state == FAULTED, 30, "old nexus faulted")
+    # fenced: node 1's nexus lost its only child; its next write fails there, the nexus faults
+    # and holds the write (queued, not failed) -- it never reaches the replica
     writer = subprocess.Popen(["dd", f"of={dev}", "if=/dev/urandom", "bs=4k", "count=1", "oflag=direct"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(3)
+    wait_for(lambda: get(c1, nu).state == FAULTED, 30, "old nexus faulted")
+    time.sleep(2)
     assert writer.poll() is None  # held, not failed and not written
     with dm.DeviceMapper() as ctl:
         thin = ctl.info(f"MAYASTOR-nx2-thin-{r.uuid}").devnode
