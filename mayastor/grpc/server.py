@@ -9,6 +9,7 @@ import grpc
 
 from . import protos as P
 from .host import HostRpc
+from .json_rpc import JsonRpc
 from .nexus import NexusRpc
 from .pool import PoolRpc
 from .replica import ReplicaRpc
@@ -25,6 +26,7 @@ def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, in
     P.replica_grpc.add_ReplicaRpcServicer_to_server(ReplicaRpc(node), server)
     P.snapshot_grpc.add_SnapshotRpcServicer_to_server(SnapshotRpc(node), server)
     P.nexus_grpc.add_NexusRpcServicer_to_server(NexusRpc(node), server)
+    P.json_grpc.add_JsonRpcServicer_to_server(JsonRpc(node), server)
     P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, address), server)
     P.stats_grpc.add_StatsRpcServicer_to_server(StatsRpc(node), server)
     port = server.add_insecure_port(address)

@@ -26,6 +26,7 @@ class Client:
         self.host = P.host_grpc.HostRpcStub(self.channel)
         self.stats = P.stats_grpc.StatsRpcStub(self.channel)
         self.nexus = P.nexus_grpc.NexusRpcStub(self.channel)
+        self.json = P.json_grpc.JsonRpcStub(self.channel)
 
 
 class Daemon:

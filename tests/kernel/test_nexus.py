@@ -167,6 +167,9 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
         assert n.state == DEGRADED
         write_direct(dev, 8 * MiB, pattern(2, 2 * MiB))  # dirties 2-3 of 64 regions
         assert raid_status(nu).health[1] == "D"  # the slot points at dm-error: md faulted it
+        info = nexus_info(c, nu)
+        assert not info["clean_shutdown"]
+        assert [ch["healthy"] for ch in info["children"] if ch["uri"] == malloc] == [False]
         # the last healthy children cannot all be taken out
         c.nexus.ChildOperation(P.nexus.ChildOperationRequest(nexus_uuid=nu, uri=children[2], action=0))
         write_direct(dev, 20 * MiB, pattern(3, 1 * MiB))
@@ -199,7 +202,9 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
     assert get(c, nu).size == size
 
     # shutdown: then every call but destroy is refused
+    assert all(ch["healthy"] for ch in nexus_info(c, nu)["children"])
     assert c.nexus.ShutdownNexus(P.nexus.ShutdownNexusRequest(uuid=nu)).nexus.state == 5
+    assert nexus_info(c, nu)["clean_shutdown"]
     assert code_of(c.nexus.PublishNexus, P.nexus.PublishNexusRequest(uuid=nu, share=1)) == \
         grpc.StatusCode.FAILED_PRECONDITION
     c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=nu))
@@ -207,6 +212,12 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
     assert [d for d in ours() if "-nexus-" in d] == []
     assert not os.path.exists("/sys/kernel/config/nvmet/subsystems/" + nqn)
     assert not [d for d in loop.list_attached() if d.backing_file and "malloc" in d.backing_file]
+
+
+def nexus_info(c, nexus_uuid: str) -> dict:
+    import json
+    req = P.json.JsonRpcRequest(method="nexus_info", params=json.dumps({"key": nexus_uuid}))
+    return json.loads(c.json.JsonRpcCall(req).result)
 
 
 def _ns_by_uuid(u: str) -> str | None:
