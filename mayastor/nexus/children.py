@@ -16,7 +16,7 @@ import uuid as _uuid
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
-from ..kernel import block, loop, nbd, nvme_fabrics
+from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
 from .uri import ChildUri
 
@@ -78,7 +78,7 @@ class FileOrDevice(ChildDevice):
         if stat.S_ISBLK(st.st_mode):
             dev = path
         elif stat.S_ISREG(st.st_mode) and not path.startswith("/dev/"):
-            found = loop.find_by_file(path)
+            found = [lo for lo in loop.find_by_file(path) if block.size_bytes(lo.path) > 0]
             dev = found[0].path if found else loop.attach(path, tag=self.ctx.loop_tag,
                                                           block_size=self.uri.blk_size or 0).path
         else:
@@ -120,7 +120,7 @@ class Malloc(ChildDevice):
 
     def open(self) -> str:
         _ensure_tmpfs(MALLOC_DIR)
-        found = loop.find_by_file(self.file)
+        found = [lo for lo in loop.find_by_file(self.file) if block.size_bytes(lo.path) > 0]
         if found:
             return found[0].path
         with open(self.file, "ab") as f:
@@ -175,11 +175,13 @@ class Nvmf(ChildDevice):
 
 
 class Nbd(ChildDevice):
+    # pyroute2 (netlink) is imported on first use: it costs a fifth of the daemon's start-up
     @property
     def backend(self) -> str:
         return f"mayastor:{self.ctx.node}:{self.tag}"
 
-    def _find(self) -> nbd.NbdDevice | None:
+    def _find(self):
+        from ..kernel import nbd
         for index in nbd.status():
             dev = nbd.NbdDevice(index, None)
             if nbd.is_connected(index) and dev.backend() == self.backend:
@@ -187,6 +189,7 @@ class Nbd(ChildDevice):
         return None
 
     def open(self) -> str:
+        from ..kernel import nbd
         dev = self._find()
         if dev is None:
             try:
@@ -196,6 +199,7 @@ class Nbd(ChildDevice):
         return dev.path
 
     def close(self) -> None:
+        from ..kernel import nbd
         dev = self._find()
         if dev is not None:
             try:

@@ -118,7 +118,9 @@ def open_disk(d: DiskUri, create: bool = False, loop_tag: str = "mayastor") -> O
     elif stat.S_ISREG(st.st_mode):
         if path.startswith("/dev/"):
             raise InvalidArgument(f"disk {d.canonical}: regular file under /dev")
-        attached = loop.find_by_file(path)
+        # a loop device being detached (e.g. right after an export) still names the file for a
+        # moment but has size 0: never reuse that one
+        attached = [lo for lo in loop.find_by_file(path) if block.size_bytes(lo.path) > 0]
         found = attached[0] if attached else loop.attach(path, tag=loop_tag)
         dev = found.path
     else:

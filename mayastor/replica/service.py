@@ -357,7 +357,7 @@ class ReplicaService:
         with self.locks.hold(pool.uuid):
             row = self._row(uuid)
             size = self._round(pool, requested_size)
-            if requested_size <= 0 or size < row.size:
+            if requested_size <= 0 or requested_size < row.size:
                 raise InvalidArgument(f"replica {row.name} is {row.size} bytes; it can only grow")
             if size == row.size:
                 return self.view(row)

@@ -201,6 +201,32 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
         grpc.StatusCode.FAILED_PRECONDITION
     assert get(c, nu).size == size
 
+    # add a child (md copies it in full), remove it again; grow the nexus after its replicas grew
+    r1, r2 = (c.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=f"nxg{i}", uuid=U(), pooluuid="nxpool", size=36 * MiB, thin=True)) for i in range(2))
+    g = U()
+    gkids = [f"bdev:///{r.name}?uuid={r.uuid}" for r in (r1, r2)]
+    c.nexus.CreateNexus(P.nexus.CreateNexusRequest(name="grow", uuid=g, size=32 * MiB, children=gkids))
+    write_direct(top_device(g), 0, pattern(5, 1 * MiB))
+    added = "malloc:///m5?size_mb=40"
+    n = c.nexus.AddChildNexus(P.nexus.AddChildNexusRequest(uuid=g, uri=added)).nexus
+    assert len(n.children) == 3
+    assert code_of(c.nexus.AddChildNexus, P.nexus.AddChildNexusRequest(uuid=g, uri=added)) == \
+        grpc.StatusCode.ALREADY_EXISTS
+    wait_for(lambda: get(c, g).state == ONLINE, 60, "added child in sync")
+    rec = c.nexus.GetRebuildHistory(P.nexus.RebuildHistoryRequest(uuid=g)).records
+    assert [(h.child_uri, h.is_partial, h.state) for h in rec] == [(added, False, 5)]
+    assert len({leg_digest(x, 32 * MiB) for x in data_legs(g)}) == 1
+    n = c.nexus.RemoveChildNexus(P.nexus.RemoveChildNexusRequest(uuid=g, uri=added)).nexus
+    assert [ch.uri for ch in n.children] == gkids and raid_status(g).health == "AA"
+    for r in (r1, r2):
+        c.replica.ResizeReplica(P.replica.ResizeReplicaRequest(uuid=r.uuid, requested_size=68 * MiB))
+    n = c.nexus.ResizeNexus(P.nexus.ResizeNexusRequest(uuid=g, requested_size=64 * MiB)).nexus
+    assert n.size == 64 * MiB
+    assert int(open(f"/sys/block/{os.path.basename(top_device(g))}/size").read()) * 512 == 64 * MiB
+    assert read_direct(top_device(g), 0, 1 * MiB) == pattern(5, 1 * MiB)
+    c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=g))
+
     # shutdown: then every call but destroy is refused
     assert all(ch["healthy"] for ch in nexus_info(c, nu)["children"])
     assert c.nexus.ShutdownNexus(P.nexus.ShutdownNexusRequest(uuid=nu)).nexus.state == 5
