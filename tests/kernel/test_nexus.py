@@ -114,6 +114,7 @@ def make_replicas(c, tmp_path, n: int, size: int) -> list:
         name=f"nxr{i}", uuid=U(), pooluuid="nxpool", size=size, thin=True)) for i in range(n)]
 
 
+@pytest.mark.timeout(600)
 def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
     c = daemon.client
     size = 64 * MiB
@@ -159,6 +160,17 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
         # republish with the other protocol is refused
         assert code_of(c.nexus.PublishNexus, P.nexus.PublishNexusRequest(uuid=nu, share=0)) == \
             grpc.StatusCode.INVALID_ARGUMENT
+        # identity per contract; same-protocol republish only updates the allowed hosts
+        sub = f"/sys/kernel/config/nvmet/subsystems/{nqn}"
+        assert open(f"{sub}/attr_model").read().strip() == "Mayastor NVMe controller"
+        serial = open(f"{sub}/attr_serial").read().strip()
+        assert serial == "DCS" + hashlib.sha256(nu.encode()).hexdigest()[:17].upper()
+        again = c.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=1, allowed_hosts=[HOST_A, HOST_B]))
+        assert list(again.nexus.allowed_hosts) == [HOST_A, HOST_B]
+        assert sorted(os.listdir(f"{sub}/allowed_hosts")) == sorted([HOST_A, HOST_B])
+        c.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=1, allowed_hosts=[HOST_A]))
+        assert os.listdir(f"{sub}/allowed_hosts") == [HOST_A]
+        dev = wait_for(lambda: _ns_by_uuid(nu), 30, "nexus namespace after the port link cycled")
 
         # offline the malloc child: DEGRADED/BY_CLIENT, slot '-' ; writes continue
         malloc = children[1]
@@ -195,6 +207,16 @@ def test_nexus_create_publish_offline_online_destroy(daemon, tmp_path):
         assert read_direct(dev, 20 * MiB, 1 * MiB) == pattern(3, 1 * MiB)
     finally:
         run("nvme", "disconnect", "-n", nqn, check=False)
+
+    # unpublish; a child faulted by the client (FaultNexusChild) is out for good
+    assert c.nexus.UnpublishNexus(P.nexus.UnpublishNexusRequest(uuid=nu)).nexus.device_uri == ""
+    assert not os.path.exists("/sys/kernel/config/nvmet/subsystems/" + nqn)
+    n = c.nexus.FaultNexusChild(P.nexus.FaultNexusChildRequest(uuid=nu, uri=children[2])).nexus
+    assert (child(n, children[2]).state, child(n, children[2]).state_reason) == (FAULTED, R_BY_CLIENT)
+    assert code_of(c.nexus.ChildOperation, P.nexus.ChildOperationRequest(
+        nexus_uuid=nu, uri=children[2], action=1)) == grpc.StatusCode.FAILED_PRECONDITION
+    n = c.nexus.RemoveChildNexus(P.nexus.RemoveChildNexusRequest(uuid=nu, uri=children[2])).nexus
+    assert len(n.children) == 2 and n.state == ONLINE
 
     # resize: grow the replica and the other children first
     assert code_of(c.nexus.ResizeNexus, P.nexus.ResizeNexusRequest(uuid=nu, requested_size=size * 2)) == \
