@@ -6,6 +6,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 from dataclasses import dataclass
 
 from .errors import KernelError
@@ -109,7 +110,12 @@ def attach(path: str, read_only: bool = False, direct_io: bool = False, block_si
         os.close(backing)
 
 
-def detach(device: LoopDevice | str) -> None:
+def detach(device: LoopDevice | str, wait: float = 5.0) -> None:
+    """Detach and wait (up to ``wait`` s) until the kernel has really let go of the file.
+
+    LOOP_CLR_FD only marks the device autoclear while anyone else holds it open (udev's probe
+    right after an attach, a reader); the file stays attached until that last close. Callers
+    (export, destroy) promise the file is free when they return, so wait for it."""
     path = device.path if isinstance(device, LoopDevice) else device
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -120,6 +126,10 @@ def detach(device: LoopDevice | str) -> None:
                 raise
     finally:
         os.close(fd)
+    backing = f"/sys/block/{os.path.basename(path)}/loop/backing_file"
+    deadline = time.monotonic() + wait
+    while os.path.exists(backing) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def set_capacity(device: LoopDevice) -> None:
