@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import signal
 
-_WANTED = os.environ.get("MAYASTOR_CRASHPOINT", "")
+_WANTED = ""
 _armed = False
 
 
 def arm() -> None:
-    """Called once the daemon serves: crash points never fire during start-up reconcile."""
-    global _armed
+    """Called once the daemon serves: crash points never fire during start-up reconcile. The
+    variable is read here, not at import, so a process forked after the import sees its own."""
+    global _armed, _WANTED
+    _WANTED = os.environ.get("MAYASTOR_CRASHPOINT", "")
     _armed = bool(_WANTED)
 
 

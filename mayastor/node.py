@@ -39,8 +39,10 @@ class Node:
 
     def start_watching(self) -> None:
         self.watcher.start()
+        self.nexuses.rebuilds.resume_persisted()  # full rebuilds carry on from their checkpoints
 
     def close(self) -> None:
+        self.nexuses.rebuilds.halt_all()  # they stay recorded as running and resume at the next start
         self.watcher.stop()
         self.ctl.close()
         self.store.close()

@@ -104,11 +104,11 @@ def remove_orphans(node) -> None:
         if mine and not expected:
             log.info("removing orphan share %s", sub.nqn)
             sub.delete()
-    def order(d) -> int:  # nexus top, raid, legs; thin devices, thin-pools, the linear areas under them
+    def order(d) -> int:  # nexus top, era, raid, legs; thin devices, thin-pools, the linear areas under them
         kind, _, part = tags.parse(d.name)
         if kind == "nexus":
-            return 0 if part == "" else 1 if part == "raid" else 2
-        return 3 if kind == "thin" else 4 if part == "tpool" else 5
+            return {"": 0, "era": 1, "raid": 2}.get(part, 3)
+        return 4 if kind == "thin" else 5 if part == "tpool" else 6
 
     for d in sorted(ours, key=order):
         if d.name in known_thin or d.name in known_pool:

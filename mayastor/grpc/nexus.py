@@ -1,5 +1,5 @@
-"""mayastor.v1.NexusRpc (nexus lifecycle, children, publish, ANA; rebuild state and history read
-from SQLite). Start/Stop/Pause/ResumeRebuild come with the rebuild work and answer UNIMPLEMENTED."""
+"""mayastor.v1.NexusRpc: nexus lifecycle, children, publish, ANA, rebuild control (the copier's full
+rebuilds) and rebuild state, stats and history read from SQLite."""
 
 from __future__ import annotations
 
@@ -118,6 +118,26 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         v = self.svc.set_ana_state(request.uuid, request.ana_state)
         return P.nexus.SetNvmeAnaStateResponse(nexus=nexus_message(v))
 
+    # rebuild control ------------------------------------------------------------------------------
+    @rpc
+    def StartRebuild(self, request, context):
+        v = self.svc.start_rebuild(request.nexus_uuid, request.uri)
+        return P.nexus.StartRebuildResponse(nexus=nexus_message(v))
+
+    @rpc
+    def StopRebuild(self, request, context):
+        return P.nexus.StopRebuildResponse(nexus=nexus_message(self.svc.stop_rebuild(request.nexus_uuid, request.uri)))
+
+    @rpc
+    def PauseRebuild(self, request, context):
+        v = self.svc.pause_rebuild(request.nexus_uuid, request.uri)
+        return P.nexus.PauseRebuildResponse(nexus=nexus_message(v))
+
+    @rpc
+    def ResumeRebuild(self, request, context):
+        v = self.svc.resume_rebuild(request.nexus_uuid, request.uri)
+        return P.nexus.ResumeRebuildResponse(nexus=nexus_message(v))
+
     # rebuild state and history (SQLite) ----------------------------------------------------------
     def _job(self, nexus_uuid: str, uri: str) -> RebuildJob:
         with self.store.session() as s:
@@ -138,7 +158,7 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         j = self._job(request.nexus_uuid, request.uri)
         v = self.svc.view(j.nexus_uuid)
         pct = v.progress.get(j.dst_uri, 0)
-        rec = j.blocks_total * pct // 100
+        rec = j.blocks_recovered if j.phase else j.blocks_total * pct // 100
         resp = P.nexus.RebuildStatsResponse(
             blocks_total=j.blocks_total, blocks_recovered=rec, progress=pct, blocks_per_task=128,
             block_size=j.block_size, tasks_total=1, tasks_active=1, blocks_transferred=j.blocks_transferred,

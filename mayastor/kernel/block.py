@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import struct
 from dataclasses import dataclass
 
 SYS_BLOCK = "/sys/class/block"
@@ -112,3 +114,23 @@ def parse_diskstats(text: str) -> dict[str, IoStats]:
         if len(parts) >= 14:
             out[parts[2]] = IoStats.parse(" ".join(parts[3:]))
     return out
+
+
+BLKDISCARD = 0x1277  # _IO(0x12, 119): u64 range[2] = {start, length} in bytes
+
+
+def discard_max_bytes(dev: str) -> int:
+    """0 when the device cannot discard."""
+    try:
+        return int(_read(name_of(dev), "queue/discard_max_bytes"))
+    except (OSError, ValueError):
+        return 0
+
+
+def discard(dev: str, start: int, length: int) -> None:
+    """Discard (unmap) a byte range; on a dm-thin volume the range then reads as zeros."""
+    fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", start, length))
+    finally:
+        os.close(fd)

@@ -90,6 +90,29 @@ class ThinStatus:
         return cls(mapped, highest)
 
 
+# era ----------------------------------------------------------------------------------------
+def era_params(metadata_dev: str, origin_dev: str, block_sectors: int) -> str:
+    """dm-era: a linear map of ``origin_dev`` that records, per block, the era it was last written in."""
+    if block_sectors < 8 or block_sectors & (block_sectors - 1):
+        raise ValueError(f"era block size {block_sectors} sectors: must be a power of two >= 8")
+    return f"{metadata_dev} {origin_dev} {block_sectors}"
+
+
+@dataclass(frozen=True)
+class EraStatus:
+    metadata_block_sectors: int
+    used_metadata_blocks: int
+    total_metadata_blocks: int
+    current_era: int
+    held_root: int | None  # a metadata snapshot is held for userspace
+
+    @classmethod
+    def parse(cls, params: str) -> "EraStatus":
+        w = params.split()
+        used, total = (int(x) for x in w[1].split("/"))
+        return cls(int(w[0]), used, total, int(w[2]), None if w[3] == "-" else int(w[3]))
+
+
 # raid1 ------------------------------------------------------------------------------------
 RAID1_FLAGS = ("sync", "nosync")
 

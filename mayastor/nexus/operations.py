@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import func, select
 
 from .. import validate
-from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError
+from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
@@ -39,8 +39,10 @@ class NexusOperations:
                 if clash is not None:
                     raise InvalidArgument(f"child {uri} belongs to nexus {clash.nexus_uuid}")
                 pos = (s.scalar(select(func.max(ChildRow.position)).where(ChildRow.nexus_uuid == uuid)) or 0) + 1
+                # metadata epoch -1: not in the raid until the copier has brought it level
                 kid = ChildRow(nexus_uuid=uuid, uri=p.uri, position=pos if not norebuild else -1,
-                               state="degraded", reason=S.R_OUT_OF_SYNC, device_uuid=p.uuid, healthy=False)
+                               state="degraded", reason=S.R_OUT_OF_SYNC, device_uuid=p.uuid, healthy=False,
+                               metadata_epoch=-1)
                 s.add(kid)
             row, kids = self._load(uuid)
             kid = self._child(kids, p.uri)
@@ -49,7 +51,8 @@ class NexusOperations:
             try:
                 self._renumber(uuid)
                 row, kids = self._load(uuid)
-                self._apply(row, kids, fresh={kid.id})
+                self._open_leg(self.stack(uuid), kid, row.size // SECTOR)
+                self._apply(row, kids)
             except BaseException as exc:
                 with self.store.session() as s:
                     s.delete(s.get(ChildRow, kid.id))
@@ -60,9 +63,24 @@ class NexusOperations:
                 if isinstance(exc, (KernelError, OSError, ValueError)):
                     raise Internal(f"add child {uri}: {exc}") from None
                 raise
-            self._start_job(row, kids, kid, partial=False, written=0)
+            self._start_full(row, kids, kid)
             self._refresh_state(uuid)
             return self.view(uuid)
+
+    def _start_full(self, row: Row, kids: list[ChildRow], kid: ChildRow, paused: bool = False) -> None:
+        """Record a full rebuild of ``kid`` and start the copier on it."""
+        src = next((k.uri for k in kids if k.state == "online" and k.id != kid.id), "")
+        with self.store.session() as s:
+            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
+                                                        RebuildJob.dst_uri == kid.uri,
+                                                        RebuildJob.state.in_(("running", "paused")))):
+                j.state = "stopped"
+            job = RebuildJob(nexus_uuid=row.uuid, src_uri=src, dst_uri=kid.uri, state="running", partial=False,
+                             blocks_total=row.size // 512, block_size=512, checkpoint=0, phase="copy")
+            s.add(job)
+            s.flush()
+            job_id = job.id
+        self.rebuilds.start(row.uuid, job_id, kid.uri, paused=paused)
 
     def _renumber(self, uuid: str) -> None:
         """Slots are 0..n-1 in order (the raid table is positional)."""
@@ -72,8 +90,15 @@ class NexusOperations:
             for i, k in enumerate(kids):
                 k.position = i
 
+    def _stop_copier(self, uuid: str, uri: str) -> None:
+        """End a full rebuild onto ``uri`` (called without the nexus lock: the job may wait for it)."""
+        r = self.rebuilds.get(uuid, uri)
+        if r is not None:
+            r.stop()
+
     def remove_child(self, uuid: str, uri: str):
         uuid = validate.uuid(uuid, "nexus uuid")
+        self._stop_copier(uuid, uri)
         with self._lock(uuid):
             row, kids = self._running(uuid)
             kid = self._child(kids, uri)
@@ -105,6 +130,8 @@ class NexusOperations:
         uuid = validate.uuid(uuid, "nexus uuid")
         if action not in (OFFLINE, ONLINE, FAULT_IO_ERROR, OFFLINE_PERMANENT):
             raise InvalidArgument(f"unknown child action {action}")
+        if action != ONLINE:
+            self._stop_copier(uuid, uri)
         with self._lock(uuid):
             row, kids = self._running(uuid)
             kid = self._child(kids, uri)
@@ -130,6 +157,23 @@ class NexusOperations:
             return self.view(row.uuid)
         if S.is_permanent_fault(kid.state, kid.reason):
             raise FailedPrecondition(f"child {kid.uri} was faulted permanently; remove it and add a new one")
+        if self._needs_copy(row, kid) or kid.reason == S.R_REBUILD_FAILED:
+            # its superblock predates the raid's current metadata: only a full copy brings it back
+            with self.store.session() as s:
+                s.get(ChildRow, kid.id).metadata_epoch = -1
+            self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC, healthy=False)
+            row, kids = self._load(row.uuid)
+            try:
+                self._open_leg(self.stack(row.uuid), kid, row.size // SECTOR)
+                self._apply(row, kids)
+            except (MayastorError, KernelError, OSError) as exc:
+                self._set_child(kid.id, kid.state, kid.reason)
+                if isinstance(exc, MayastorError):
+                    raise
+                raise Internal(f"online child {kid.uri}: {exc}") from None
+            self._start_full(row, kids, self._child(kids, kid.uri))
+            self._refresh_state(row.uuid)
+            return self.view(row.uuid)
         self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC)
         row, kids = self._load(row.uuid)
         written = self._leg_writes(row.uuid, kid.id)
@@ -166,6 +210,70 @@ class NexusOperations:
                                                         RebuildJob.state == "running")):
                 j.state, j.ended_at = state, now()
 
+    # rebuild control (the copier's full rebuilds) -----------------------------------------------
+    def start_rebuild(self, uuid: str, uri: str):
+        """Start a full rebuild of a child that is out of sync and not being rebuilt (e.g. added with
+        norebuild, or whose rebuild was stopped)."""
+        uuid = validate.uuid(uuid, "nexus uuid")
+        with self._lock(uuid):
+            row, kids = self._running(uuid)
+            kid = self._child(kids, uri)
+            if self.rebuilds.get(uuid, kid.uri) is not None:
+                return self.view(uuid)
+            if kid.state == "online":
+                raise FailedPrecondition(f"child {uri} is in sync: nothing to rebuild")
+            if kid.state == "faulted":
+                raise FailedPrecondition(f"child {uri} is faulted: bring it online first")
+            with self.store.session() as s:
+                k = s.get(ChildRow, kid.id)
+                k.metadata_epoch = -1
+                if k.position < 0:
+                    k.position = 1 << 20  # renumbered to the last slot below
+            self._renumber(uuid)
+            row, kids = self._load(uuid)
+            kid = self._child(kids, uri)
+            try:
+                self._open_leg(self.stack(uuid), kid, row.size // SECTOR)
+                self._apply(row, kids)
+            except (KernelError, OSError) as exc:
+                raise Internal(f"start rebuild of {uri}: {exc}") from None
+            self._start_full(row, kids, kid)
+            self._refresh_state(uuid)
+            return self.view(uuid)
+
+    def _copier(self, uuid: str, uri: str):
+        uuid = validate.uuid(uuid, "nexus uuid")
+        row, kids = self._load(uuid)
+        self._child(kids, uri)
+        r = self.rebuilds.get(uuid, uri)
+        if r is None:
+            raise NotFound(f"no rebuild job for child {uri}")
+        return r
+
+    def stop_rebuild(self, uuid: str, uri: str):
+        self._copier(uuid, uri).stop()
+        return self.view(uuid)
+
+    def pause_rebuild(self, uuid: str, uri: str):
+        self._copier(uuid, uri).pause()
+        return self.view(uuid)
+
+    def resume_rebuild(self, uuid: str, uri: str):
+        self._copier(uuid, uri).resume()
+        return self.view(uuid)
+
+    def set_rebuild_rate(self, uuid: str, rate: int):
+        """Bytes per second a full rebuild of this nexus may copy (0 = unlimited); our extension.
+        Applies to copy passes started after the call."""
+        uuid = validate.uuid(uuid, "nexus uuid")
+        if rate < 0:
+            raise InvalidArgument("rebuild rate must not be negative")
+        with self._lock(uuid):
+            self._load(uuid)
+            with self.store.session() as s:
+                s.get(Row, uuid).rebuild_rate = rate
+            return self.view(uuid)
+
     # size -----------------------------------------------------------------------------------------
     def resize(self, uuid: str, requested_size: int):
         uuid = validate.uuid(uuid, "nexus uuid")
@@ -175,6 +283,8 @@ class NexusOperations:
                 return self.view(uuid)
             if requested_size < row.size or requested_size % 512:
                 raise InvalidArgument(f"a nexus can only grow (now {row.size} bytes) by multiples of 512")
+            if self.rebuilds.of_nexus(uuid):
+                raise FailedPrecondition(f"nexus {uuid} is rebuilding a child; resize it afterwards")
             old = row.size
             with self.store.session() as s:
                 s.get(Row, uuid).size = requested_size

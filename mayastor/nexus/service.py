@@ -26,6 +26,7 @@ from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
 from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
+from ..rebuild.full import RebuildManager, release_era_meta
 from .uri import ChildUri
 from .uri import parse as parse_uri
 
@@ -56,6 +57,7 @@ class NexusService(NexusOperations):
         self.target = target
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag)
+        self.rebuilds = RebuildManager(self)
 
     # helpers ----------------------------------------------------------------------------------
     def stack(self, uuid: str) -> NexusStack:
@@ -121,6 +123,19 @@ class NexusService(NexusOperations):
         return kid.position >= 0 and (kid.state == "online" or
                                       (kid.state == "degraded" and kid.reason == S.R_OUT_OF_SYNC))
 
+    @staticmethod
+    def _needs_copy(row: Row, kid: ChildRow) -> bool:
+        """A child whose raid superblock is not of the nexus's current metadata epoch (a new child,
+        or one left out when the raid was last rebuilt from zeroed metadata) rejoins only through a
+        full rebuild by the copier; until then it has no slot in the raid (dm-raid refuses both an
+        empty '- -' slot for a device it never had and a fresh device without 'rebuild')."""
+        return kid.metadata_epoch != row.metadata_epoch
+
+    def raid_members(self, row: Row, kids: list[ChildRow]) -> list[ChildRow]:
+        """The children with a slot in the raid table, in slot order (slot = index here)."""
+        return sorted((k for k in kids if k.position >= 0 and not self._needs_copy(row, k)),
+                      key=lambda k: k.position)
+
     # the kernel side ----------------------------------------------------------------------------
     def _open_leg(self, st: NexusStack, kid: ChildRow, sectors: int) -> Leg:
         dev = self.device_of(kid).open()
@@ -131,19 +146,20 @@ class NexusService(NexusOperations):
                                   f"({META_BYTES >> 20} MiB metadata + {sectors * SECTOR} data)")
         return st.ensure_leg(kid.id, dev)
 
-    def _apply(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False,
-               revive: bool = False) -> None:
-        """Load the raid table the rows describe; ``fresh`` child ids get wiped metadata and
-        ``rebuild`` (unless ``nosync``). ``revive`` cycles suspend/resume so md re-adds legs it
-        had faulted and whose devices are readable again (partial resync from the bitmap)."""
+    def _raid_targets(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(),
+                      nosync: bool = False) -> tuple[list, bool]:
+        """The raid table the rows describe, and whether md must re-add a leg it had faulted."""
         st = self.stack(row.uuid)
         sectors = row.size // SECTOR
-        legs: list[Leg | None] = []
+        legs: list[Leg] = []
         rebuild: list[int] = []
-        for kid in sorted((k for k in kids if k.position >= 0), key=lambda k: k.position):
+        revive = False
+        live_legs = 0
+        for kid in self.raid_members(row, kids):
             if not self._in_table(kid):
                 legs.append(st.ensure_error_leg(kid.id, sectors))
                 continue
+            live_legs += 1
             was_error = st.leg_is_error(kid.id)
             leg = self._open_leg(st, kid, sectors)
             if was_error:
@@ -153,13 +169,22 @@ class NexusService(NexusOperations):
                 if not nosync:
                     rebuild.append(len(legs))
             legs.append(leg)
-        live_legs = sum(1 for k in kids if k.position >= 0 and self._in_table(k))
         if not live_legs:
             raise FailedPrecondition(f"nexus {row.uuid} has no child that can be opened")
         if rebuild and len(rebuild) == live_legs:
             rebuild = []  # nothing to copy from: every leg is new
             nosync = True
-        targets = st.raid_table(legs, sectors, row.region_sectors, rebuild, nosync=nosync)
+        return st.raid_table(legs, sectors, row.region_sectors, rebuild, nosync=nosync), revive
+
+    def _apply(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False,
+               revive: bool = False) -> None:
+        """Load the raid table the rows describe; ``fresh`` child ids get wiped metadata and
+        ``rebuild`` (unless ``nosync``). ``revive`` cycles suspend/resume so md re-adds legs it
+        had faulted and whose devices are readable again (partial resync from the bitmap)."""
+        st = self.stack(row.uuid)
+        sectors = row.size // SECTOR
+        targets, again = self._raid_targets(row, kids, fresh, nosync)
+        revive = revive or again
         live = st.live_raid_table()
         if live is not None and [t.line() for t in self.ctl.table(st.raid_name)] == [t.line() for t in targets]:
             if revive:
@@ -170,6 +195,48 @@ class NexusService(NexusOperations):
         st.ensure_top(sectors)
         if st.top_path_failed():
             st.reinstate()
+
+    def _swap_in_copied_child(self, row: Row, kids: list[ChildRow], dst: ChildRow) -> None:
+        """The last step of a full rebuild (I/O held at the top): rebuild the raid from zeroed
+        superblocks with the in-sync children and the copied one, all declared in sync."""
+        st = self.stack(row.uuid)
+        members = [k for k in kids if k.position >= 0 and (k.id == dst.id or (
+            k.state == "online" and not self._needs_copy(row, k)))]
+        epoch = row.metadata_epoch + 1
+        with self.store.session() as s:
+            r = s.get(Row, row.uuid)
+            r.metadata_epoch = epoch
+            for k in members:
+                s.get(ChildRow, k.id).metadata_epoch = epoch
+        row2, kids2 = self._load(row.uuid)
+        try:
+            targets, _ = self._raid_targets(row2, kids2, nosync=True)
+            self.ctl.suspend(st.raid_name)  # md writes its last superblocks now, not after the wipe
+            try:
+                for k in members:
+                    st.wipe_leg_superblock(k.id)
+                self.ctl.load(st.raid_name, targets)
+            finally:
+                self.ctl.resume(st.raid_name)
+        except BaseException:
+            with self.store.session() as s:
+                s.get(Row, row.uuid).metadata_epoch = row.metadata_epoch
+                for k in members:
+                    s.get(ChildRow, k.id).metadata_epoch = k.metadata_epoch
+            raise
+        self._set_child(dst.id, "online", S.R_NONE, healthy=True)
+
+    def rebuild_failed(self, uuid: str, uri: str) -> None:
+        """A full rebuild ended in an error: its target is faulted (Mayastor: RebuildFailed)."""
+        try:
+            with self._lock(uuid):
+                row, kids = self._load_any(uuid)
+                kid = next((k for k in kids if k.uri == uri), None)
+                if row is not None and kid is not None and kid.state != "faulted":
+                    self._set_child(kid.id, "faulted", S.R_REBUILD_FAILED, healthy=False, fault=True)
+                    self._refresh_state(uuid)
+        except MayastorError as exc:
+            log.warning("nexus %s: recording the failed rebuild of %s: %s", uuid, uri, exc)
 
     def _close_child(self, row_uuid: str, kid: ChildRow) -> None:
         self.stack(row_uuid).remove_leg(kid.id)
@@ -252,12 +319,16 @@ class NexusService(NexusOperations):
     def _teardown(self, row: Row, kids: list[ChildRow]) -> None:
         if row.share == SHARE_NVMF or row.ana_grpid:
             pub.unpublish(self.target, row.name, row.ana_grpid)
-        self.stack(row.uuid).teardown()
+        st = self.stack(row.uuid)
+        era_meta = st.era_meta_devnum()
+        st.teardown()
+        release_era_meta(era_meta, self.node, row.uuid)
         for kid in kids:
             self._close_child(row.uuid, kid)
 
     def destroy(self, uuid: str) -> None:
         uuid = validate.uuid(uuid, "nexus uuid")
+        self.rebuilds.stop_nexus(uuid)
         with self.locks.hold("nexus-create"), self._lock(uuid):
             with self.store.session() as s:
                 row = s.get(Row, uuid)
@@ -281,6 +352,7 @@ class NexusService(NexusOperations):
     def shutdown(self, uuid: str) -> NexusView:
         """Stop I/O (queued, not failed), mark a clean shutdown; afterwards only Destroy works."""
         uuid = validate.uuid(uuid, "nexus uuid")
+        self.rebuilds.stop_nexus(uuid)
         with self._lock(uuid):
             row, kids = self._load(uuid)
             if row.state == "shutdown":
@@ -319,7 +391,7 @@ class NexusService(NexusOperations):
             st = self.stack(uuid).status()
             pct = int(st.progress * 100) if st is not None and st.sync_action in ("recover", "resync") else 0
             for j in jobs:
-                progress[j.dst_uri] = pct
+                progress[j.dst_uri] = j.blocks_recovered * 100 // max(j.blocks_total, 1) if j.phase else pct
         return NexusView(row, kids, self.device_uri(row), len(jobs), progress)
 
     def device_uri(self, row: Row) -> str:

@@ -3,7 +3,9 @@
     child device ─┬─ <nexus>-<cid>-meta   dm-linear, first 4 MiB: dm-raid superblock + write-intent bitmap
                   └─ <nexus>-<cid>-data   dm-linear, the rest
     <nexus>-raid                          dm-raid raid1 over the (meta, data) pairs, slot = child position
-    <nexus>                               dm-multipath (bio mode, queue_if_no_path) over the raid device:
+    <nexus>-era                           dm-era over the raid, only while a full rebuild copies: it
+                                          records which blocks were written during the copy
+    <nexus>                               dm-multipath (bio mode, queue_if_no_path) over the era or raid:
                                           the published device. When no healthy child is left the raid
                                           errors I/O; multipath then fails its only path and *queues* I/O
                                           instead of failing it (Mayastor freezes the nexus likewise).
@@ -19,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ..kernel import block, dm
-from ..kernel.dm_targets import Raid1Table, RaidStatus
+from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
 from ..pool.thinpool import Tags, _ensure, remove
 
 SECTOR = 512
@@ -27,6 +29,7 @@ META_SECTORS = 8192  # 4 MiB reserved at the start of every child (architecture.
 META_BYTES = META_SECTORS * SECTOR
 RAID_MAGIC = (0x64526D44).to_bytes(4, "little")  # dm_raid_superblock.magic ("DmRd")
 DEFAULT_REGION_SECTORS = 2048  # 1 MiB bitmap regions: the granularity of a partial resync
+ERA_BLOCK_SECTORS = 2048  # 1 MiB: what one write makes the full rebuild copy again
 
 
 def region_sectors_for(length: int) -> int:
@@ -61,6 +64,10 @@ class NexusStack:
     @property
     def raid_name(self) -> str:
         return self.tags.nexus(self.uuid, "raid")
+
+    @property
+    def era_name(self) -> str:
+        return self.tags.nexus(self.uuid, "era")
 
     def leg_name(self, cid: int, part: str) -> str:
         return self.tags.nexus(self.uuid, f"{cid}-{part}")
@@ -145,25 +152,43 @@ class NexusStack:
         t = self.ctl.table(self.raid_name)
         return Raid1Table.parse(t[0].params) if t and t[0].type == "raid" else None
 
+    def path_devnum(self) -> str:
+        """What the top device maps: the era layer while a full rebuild runs, else the raid."""
+        name = self.era_name if self.ctl.exists(self.era_name) else self.raid_name
+        return self.ctl.info(name).devnum
+
+    @staticmethod
+    def top_targets(sectors: int, path: str) -> list[dm.Target]:
+        params = f"3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 1 {path} 1"
+        return [dm.Target(0, sectors, "multipath", params)]
+
     def ensure_top(self, sectors: int) -> dm.DeviceInfo:
+        return _ensure(self.ctl, self.top_name, self.top_targets(sectors, self.path_devnum()))
+
+    def ensure_era(self, meta_devnum: str, sectors: int) -> dm.DeviceInfo:
         raid = self.ctl.info(self.raid_name).devnum
-        params = f"3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 1 {raid} 1"
-        return _ensure(self.ctl, self.top_name, [dm.Target(0, sectors, "multipath", params)])
+        return _ensure(self.ctl, self.era_name,
+                       [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))])
+
+    def era_meta_devnum(self) -> str | None:
+        if not self.ctl.exists(self.era_name):
+            return None
+        t = self.ctl.table(self.era_name)
+        return t[0].params.split()[0] if t else None
 
     def reinstate(self) -> None:
         """Give the top device its path back after it failed (no healthy child) and queued I/O."""
-        raid = self.ctl.info(self.raid_name).devnum
         try:
-            self.ctl.message(self.top_name, f"reinstate_path {raid}")
+            self.ctl.message(self.top_name, f"reinstate_path {self.path_devnum()}")
         except dm.DmError:
             pass  # path is active already
 
     def top_path_failed(self) -> bool:
         st = self.ctl.status(self.top_name)
-        # multipath status: ... <path> <A|F> <fail count> ...; 'F' means the raid path failed
+        # multipath status: ... <path> <A|F> <fail count> ...; 'F' means the path failed
         words = st[0].params.split() if st else []
-        raid = self.ctl.info(self.raid_name).devnum
-        return raid in words and words[words.index(raid) + 1] == "F"
+        path = self.path_devnum()
+        return path in words and words[words.index(path) + 1] == "F"
 
     def status(self) -> RaidStatus | None:
         if not self.ctl.exists(self.raid_name):
@@ -193,6 +218,7 @@ class NexusStack:
                 if exc.errno != errno.EBUSY or attempt == 49:
                     raise
                 time.sleep(0.1)
+        remove(self.ctl, self.era_name)
         remove(self.ctl, self.raid_name)
         for cid in self.existing_legs():
             self.remove_leg(cid)

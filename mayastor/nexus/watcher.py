@@ -81,15 +81,18 @@ class NexusWatcher:
         row, kids = svc._load_any(uuid)
         if row is None or row.state in ("shutting_down", "shutdown"):
             return
-        by_slot = {k.position: k for k in kids if k.position >= 0}
+        by_slot = dict(enumerate(svc.raid_members(row, kids)))
+        with svc.store.session() as s:  # md resyncs in progress: their end is _finish_jobs' to record
+            resyncing = set(s.scalars(select(RebuildJob.dst_uri).where(
+                RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running", RebuildJob.phase == "")))
         changed = False
         for slot, char in enumerate(status.health):
             kid = by_slot.get(slot)
             if kid is None:
                 continue
             new = S.from_health(char, kid.state, kid.reason)
-            if new is None:
-                continue
+            if new is None or (new[0] == "online" and kid.uri in resyncing):
+                continue  # a finished resync: job and child state change together in _finish_jobs
             faulted = new[0] == "faulted"
             if faulted:
                 log.warning("nexus %s: child %s failed (I/O error); nexus continues on the others", row.name, kid.uri)
@@ -114,12 +117,13 @@ class NexusWatcher:
         done = False
         with svc.store.session() as s:
             jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
-                                                           RebuildJob.state == "running")))
+                                                           RebuildJob.state == "running",
+                                                           RebuildJob.phase == "")))  # md's, not the copier's
+        slots = {k.id: i for i, k in enumerate(svc.raid_members(row, kids))}
         for job in jobs:
             kid = next((k for k in kids if k.uri == job.dst_uri), None)
-            if kid is None or kid.position < 0 or kid.position >= len(status.health):
-                continue
-            if status.health[kid.position] != "A":
+            slot = slots.get(kid.id) if kid is not None else None
+            if slot is None or slot >= len(status.health) or status.health[slot] != "A":
                 continue
             data = svc.stack(row.uuid).leg_device(kid.id, "data")
             written = block.io_stats(data).write_sectors if data else job.checkpoint

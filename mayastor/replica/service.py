@@ -18,8 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from .. import crashpoint, validate
 from ..errors import (AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, ReplicaNotFound,
                       ResourceExhausted)
+from ..kernel import block
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
+from ..pool import allocation
 from ..pool.service import LivePool, PoolService
 from ..store import Replica as Row
 from ..store.db import Store
@@ -96,6 +98,14 @@ class ReplicaService:
 
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
+
+    def mapped_extents(self, row: Row) -> list[tuple[int, int]]:
+        """Byte extents of the replica that hold data (from its pool's thin metadata)."""
+        pool = self.pools.live[row.pool_uuid]
+        ctl = self.pools.ctl
+        meta = ctl.info(pool.thin.meta_name).devnode
+        return allocation.mapped_extents(ctl, pool.thin.name, meta, row.thin_id,
+                                         block.size_bytes(self.device(row)))
 
     def _next_thin_id(self, pool: LivePool) -> int:
         with self.store.session() as s:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration. A database already there skips importing Alembic at start (seconds under
 # emulation); tests/host/test_store.py checks this equals Alembic's head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 def alembic_config(url: str):

@@ -30,20 +30,29 @@ class Client:
 
 
 class Daemon:
+    """``fork``: start it from the pre-imported zygote (zygote.py: the same daemon code, minus ~40 s
+    of imports under TCG); False runs ``python -m mayastor`` as an operator would."""
+
     def __init__(self, state_db: str, log_path: str, node: str = "testnode", port: int = 10124,
-                 target: str = "127.0.0.1", extra_args: tuple[str, ...] = ()):
+                 target: str = "127.0.0.1", extra_args: tuple[str, ...] = (), fork: bool = True):
         self.extra_args = extra_args
+        self.fork = fork and os.environ.get("MAYASTOR_TEST_FORK", "1") != "0"
         self.state_db, self.log_path, self.node, self.port, self.target = state_db, log_path, node, port, target
         self.proc: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
         self.client: Client | None = None
 
     def start(self, timeout: float = 180, env: dict | None = None) -> Client:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mayastor", "-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target,
-             "--state-db", self.state_db, "-v", *self.extra_args], stdout=log, stderr=log, env={**os.environ, **(env or {})})
-        log.close()
+        argv = ["-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target, "--state-db", self.state_db,
+                "-v", *self.extra_args]
+        if self.fork:
+            from .zygote import zygote
+            self.proc = zygote().spawn(argv, {**os.environ, **(env or {})}, self.log_path)
+        else:
+            log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([sys.executable, "-m", "mayastor", *argv], stdout=log, stderr=log,
+                                         env={**os.environ, **(env or {})})
+            log.close()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + timeout
         while True:

@@ -30,11 +30,11 @@ HOST_ID = "eeeeeeee-0000-4000-8000-000000000005"
 NODES = (("nx2", 10125, "127.0.0.3"), ("nx1", 10124, "127.0.0.2"))  # node 2 first: it serves node 1
 
 
-def daemons() -> dict[str, Daemon]:
+def daemons(fork: bool = True) -> dict[str, Daemon]:
     out = {}
     for name, port, addr in NODES:
         d = Daemon(os.path.join(STATE, f"{name}.db"), os.path.join(STATE, f"{name}.log"), node=name, port=port,
-                   target=addr)
+                   target=addr, fork=fork)
         d.start()
         out[name] = d
     return out
@@ -91,7 +91,7 @@ def test_phase2_everything_back_after_reboot():
     with open(os.path.join(STATE, "nexus.json")) as f:
         saved = json.load(f)
     nu = saved["uuid"]
-    d = daemons()
+    d = daemons(fork=False)  # after the reboot: started the way an operator starts it
     c1, c2 = d["nx1"].client, d["nx2"].client
     try:
         assert {p.name for p in c1.pool.ListPools(P.pool.ListPoolOptions()).pools} == {"nx1-pool"}

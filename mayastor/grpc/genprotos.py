@@ -1,0 +1,30 @@
+"""Generate the Python modules of proto/v1 into mayastor/grpc/_gen (run by scripts/setup):
+
+    python -m mayastor.grpc.genprotos
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PROTO_DIR = Path(os.environ.get("MAYASTOR_PROTO_DIR") or Path(__file__).resolve().parents[2] / "proto" / "v1")
+GEN_DIR = Path(__file__).resolve().parent / "_gen"
+
+
+def generate() -> None:
+    import grpc_tools
+    from grpc_tools import protoc
+    GEN_DIR.mkdir(exist_ok=True)
+    include = str(Path(grpc_tools.__file__).parent / "_proto")
+    files = sorted(str(p) for p in PROTO_DIR.glob("*.proto"))
+    rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={GEN_DIR}",
+                      f"--grpc_python_out={GEN_DIR}", *files])
+    if rc != 0:
+        raise RuntimeError(f"protoc failed ({rc}) on {PROTO_DIR}")
+
+
+if __name__ == "__main__":
+    generate()
+    sys.exit(0)
