@@ -151,7 +151,7 @@ def thin_devices(ctl: dm.DeviceMapper, work: str, runs: int, loops: list, made: 
     m1 = loop.attach(sparse(f"{work}/rmeta1.img", 4 * MiB))
     loops += [m0, m1]
     dev = lambda p: f"{os.major(os.stat(p).st_rdev)}:{os.minor(os.stat(p).st_rdev)}"  # noqa: E731
-    mk("raid", [dm.Target(0, vol // SECT, "raid", f"raid1 3 0 region_size 2048 2 {dev(m0.path)} {dev(src)} - -")])
+    mk("raid", [dm.Target(0, vol // SECT, "raid", f"raid1 3 0 region_size 2048 1 {dev(m0.path)} {dev(src)}")])
     ctl.suspend(PREFIX + "raid")
     ctl.load(PREFIX + "raid", [dm.Target(0, vol // SECT, "raid",
              f"raid1 5 0 region_size 2048 rebuild 1 2 {dev(m0.path)} {dev(src)} {dev(m1.path)} {dev(dst)}")])
@@ -176,17 +176,25 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="best of N for each timing")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-rebuild-", dir="/run" if os.path.isdir("/run") else None)
+    # our own RAM-backed filesystem: /run's default tmpfs (half the RAM) is too small for 1 GiB copies
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3g", "bench", work], check=True)
     loops: list = []
     made: list[str] = []
     with dm.DeviceMapper() as ctl:
         try:
             raw_devices(work, args.size_mib * MiB, args.runs, loops)
+            for lo in loops:  # free their RAM before the thin part
+                loop.detach(lo)
+            loops.clear()
+            for f in ("raw-src.img", "raw-dst.img"):
+                os.unlink(os.path.join(work, f))
             thin_devices(ctl, work, args.runs, loops, made)
         finally:
             for name in reversed(made):
                 ctl.remove(name)
             for lo in loops:
                 loop.detach(lo)
+            subprocess.run(["umount", work])
             subprocess.run(["rm", "-rf", work])
     return 0
 

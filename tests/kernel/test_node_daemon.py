@@ -301,9 +301,8 @@ def test_config_and_pool_yaml_at_start(tmp_path, request):
     pools = tmp_path / "pools.yaml"
     pools.write_text(f"pools:\n  - name: yp\n    disks: ['aio://{tmp_path}/yp.img?size_mb=64']\n")
     log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
-    # started as an operator would (python -m mayastor with flags), not forked from the test zygote
     d = Daemon(str(tmp_path / "s.db"), log, extra_args=("-y", str(cfg), "-P", str(pools), "-l", "1,2", "-r",
-                                                        "/tmp/ms0.sock"), fork=False)
+                                                        "/tmp/ms0.sock"))
     c = d.start()
     try:
         assert [p.name for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools] == ["yp"]

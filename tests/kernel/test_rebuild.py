@@ -140,7 +140,7 @@ def test_full_rebuild_onto_a_remote_child_under_fio_verify(daemon, tmp_path):
         while not done.is_set():
             began = time.time()
             res = subprocess.run(
-                ["fio", "--name=v", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--size=16M",
+                ["fio", "--name=v", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--size=8M",
                  "--offset=32M", "--direct=1", "--ioengine=libaio", "--iodepth=4",
                  "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0", f"--randseed={k + 1}"],
                 capture_output=True, text=True, timeout=600)
@@ -201,7 +201,7 @@ def test_stop_start_and_kill9_resume_from_checkpoint(daemon, tmp_path):
         top = ctl.info(f"MAYASTOR-{NODE}-nexus-{nu}").devnode
     run("fio", "--name=fill", f"--filename={top}", "--rw=write", "--bs=1M", "--direct=1", "--ioengine=libaio",
         "--buffer_pattern=0x5a")
-    set_rate(c, nu, 8 * MiB)
+    set_rate(c, nu, 16 * MiB)
     # stop mid-copy: the child stays out of sync, the history says stopped; start runs it again
     r2 = replica(c, "rk-2")
     uri2 = f"bdev:///rk-2?uuid={r2.uuid}"
