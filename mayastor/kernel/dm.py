@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import struct
+import subprocess
 from dataclasses import dataclass, field
 
 from .errors import KernelError, NotSupportedError
@@ -396,3 +397,24 @@ def devnode(minor: int) -> str:
 def name_of(minor: int) -> str:
     with open(f"/sys/block/dm-{minor}/dm/name") as f:
         return f.read().strip()
+
+
+def run_on_metadata_snapshot(ctl: "DeviceMapper", name: str, take: str, drop: str,
+                             argv: list[str]) -> subprocess.CompletedProcess:
+    """Run a metadata tool (thin_dump, era_invalidate) against a userspace-readable snapshot of a
+    live target's metadata: ``take`` it (renewing one a killed daemon left held: EINVAL), run
+    ``argv``, ``drop`` it again whatever happened."""
+    try:
+        ctl.message(name, take)
+    except DmError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        ctl.message(name, drop)
+        ctl.message(name, take)
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    finally:
+        try:
+            ctl.message(name, drop)
+        except DmError:
+            pass

@@ -3,8 +3,6 @@ snapshot). The rebuild uses it to re-copy what changed while it copied."""
 
 from __future__ import annotations
 
-import errno
-import subprocess
 import xml.etree.ElementTree as ET
 
 from . import dm
@@ -37,21 +35,9 @@ def checkpoint(ctl: dm.DeviceMapper, name: str) -> int:
 
 def written_since(ctl: dm.DeviceMapper, name: str, metadata_dev: str, era: int) -> list[tuple[int, int]]:
     """Block runs written in ``era`` or later, read from a metadata snapshot of the live device."""
-    try:
-        ctl.message(name, "take_metadata_snap")
-    except dm.DmError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        ctl.message(name, "drop_metadata_snap")  # a stale one, left by a killed daemon
-        ctl.message(name, "take_metadata_snap")
-    try:
-        res = subprocess.run(["era_invalidate", "--metadata-snapshot", "--written-since", str(era), metadata_dev],
-                             capture_output=True, text=True, timeout=120)
-    finally:
-        try:
-            ctl.message(name, "drop_metadata_snap")
-        except dm.DmError:
-            pass
+    res = dm.run_on_metadata_snapshot(ctl, name, "take_metadata_snap", "drop_metadata_snap",
+                                      ["era_invalidate", "--metadata-snapshot", "--written-since", str(era),
+                                       metadata_dev])
     if res.returncode != 0:
         raise RuntimeError(f"era_invalidate on {metadata_dev} failed: {res.stderr.strip()}")
     return parse_invalidate(res.stdout)

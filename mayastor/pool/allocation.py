@@ -6,13 +6,10 @@ land after the snapshot are caught by the rebuild's own write tracking, not by t
 
 from __future__ import annotations
 
-import errno
-import subprocess
 import threading
 import xml.etree.ElementTree as ET
 
 from ..kernel import dm
-from ..kernel.errors import KernelError
 
 SECTOR = 512
 _SNAP_LOCK = threading.Lock()  # one metadata snapshot per pool at a time; one lock keeps it simple
@@ -63,22 +60,8 @@ def mapped_extents(ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin
 
 def _mapped_extents(ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin_id: int,
                     size: int) -> list[tuple[int, int]]:
-    try:
-        ctl.message(pool_name, "reserve_metadata_snap")
-    except KernelError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        # one is already held: left by a daemon killed mid-dump (only we take them); renew it
-        ctl.message(pool_name, "release_metadata_snap")
-        ctl.message(pool_name, "reserve_metadata_snap")
-    try:
-        res = subprocess.run(["thin_dump", "--metadata-snap", "--dev-id", str(thin_id), meta_devnode],
-                             capture_output=True, text=True, timeout=120)
-    finally:
-        try:
-            ctl.message(pool_name, "release_metadata_snap")
-        except KernelError:
-            pass
+    res = dm.run_on_metadata_snapshot(ctl, pool_name, "reserve_metadata_snap", "release_metadata_snap",
+                                      ["thin_dump", "--metadata-snap", "--dev-id", str(thin_id), meta_devnode])
     if res.returncode != 0:
         raise RuntimeError(f"thin_dump of {meta_devnode} failed: {res.stderr.strip()}")
     _, extents = parse_thin_dump(res.stdout, thin_id)
