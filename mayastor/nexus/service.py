@@ -224,7 +224,6 @@ class NexusService(NexusOperations):
                 for k in members:
                     s.get(ChildRow, k.id).metadata_epoch = k.metadata_epoch
             raise
-        self._set_child(dst.id, "online", S.R_NONE, healthy=True)
 
     def rebuild_failed(self, uuid: str, uri: str) -> None:
         """A full rebuild ended in an error: its target is faulted (Mayastor: RebuildFailed)."""

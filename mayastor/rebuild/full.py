@@ -271,9 +271,12 @@ class FullRebuild:
                 # the top maps the raid again (the era layer is dropped below) and resumes
                 ctl.load(st.top_name, st.top_targets(sectors, ctl.info(st.raid_name).devnum))
                 ctl.resume(st.top_name)
-            self._drop_era(st)
+            from ..nexus import state as S
             from ..nexus.service import now
+            # the job ends before the child turns online: whoever sees it online finds the history
             self._set_job(state="completed", ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512)
+            svc._set_child(dst.id, "online", S.R_NONE, healthy=True)
+            self._drop_era(st)
             svc._refresh_state(self.uuid)
         log.info("nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri,
                  self._job().bytes_written)
