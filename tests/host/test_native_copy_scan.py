@@ -104,6 +104,58 @@ def test_scan_digests_per_segment_match_digest_of_bytes(tmp_path):
     assert nscan.digest_bytes(b"a") != nscan.digest_bytes(b"b")
 
 
+def _crc32c_bitwise(data: bytes) -> int:
+    """The textbook bit-at-a-time CRC-32C, the reference the native code is held to."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("hardware", [True, False])
+def test_crc32c_known_values_and_both_implementations(hardware):
+    used = nscan.crc32c_hardware(hardware)
+    try:
+        assert used == (hardware and used)  # the table code when asked; the instruction if the CPU has it
+        # RFC 3720 B.4 and the common check value
+        assert nscan.digest_bytes(bytes(32), "crc32c") == 0x8A9136AA
+        assert nscan.digest_bytes(b"\xff" * 32, "crc32c") == 0x62A8AB43
+        assert nscan.digest_bytes(bytes(range(32)), "crc32c") == 0x46DD794E
+        assert nscan.digest_bytes(b"123456789", "crc32c") == 0xE3069283
+        data = os.urandom(4099)
+        for n in (0, 1, 7, 8, 9, 63, 4099):  # tails shorter than a word
+            assert nscan.digest_bytes(data[:n], "crc32c") == _crc32c_bitwise(data[:n])
+        # the running value continues across calls
+        part = nscan.crc32c(data[:1000])
+        assert nscan.crc32c(data[1000:], part) ^ nscan.CRC32C_XOR == _crc32c_bitwise(data)
+    finally:
+        nscan.crc32c_hardware(True)
+
+
+def test_crc32c_of_a_range_and_per_segment(tmp_path):
+    data = os.urandom(3 * MiB + 512)
+    path = _file(tmp_path / "c", len(data) + MiB, [(MiB, data)])
+    buf = AlignedBuffer(MiB)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        crc = nscan.CRC32C_INITIAL
+        for off in range(0, len(data), 1536 * 1024):  # chunks not a multiple of the buffer
+            n = min(1536 * 1024, len(data) - off)
+            crc = nscan.crc32c_range(fd, MiB + off, n, buf, crc)
+        segs = nscan.scan_range(fd, MiB, len(data), MiB, buf, "crc32c")
+        with pytest.raises(OSError):
+            nscan.crc32c_range(fd, MiB, len(data) + MiB + 1, buf)
+        with pytest.raises(ValueError):
+            nscan.scan_range(fd, 0, MiB, MiB, buf, "md5")
+    finally:
+        os.close(fd)
+    assert crc ^ nscan.CRC32C_XOR == nscan.digest_bytes(data, "crc32c")
+    got = struct.unpack("<4Q", segs)
+    assert list(got) == [nscan.digest_bytes(data[i:i + MiB], "crc32c") for i in range(0, len(data), MiB)]
+
+
 def test_thin_dump_xml_to_byte_extents():
     xml = """<superblock uuid="" time="1" transaction="3" data_block_size="128" nr_data_blocks="100">
       <device dev_id="1" mapped_blocks="5" transaction="0" creation_time="0" snap_time="1">
