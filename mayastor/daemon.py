@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             if exc.code != "ALREADY_EXISTS":
                 log.error("pool %s from %s: %s", spec.name, args.pool_config, exc)
     server, port = build_server(node, grpc_addr)
+    node.health.grpc_port = port  # a nexus verify asks peers on this port unless told otherwise
     server.start()
     node.start_watching()
     log.info("[V1] gRPC server configured at address %s", grpc_addr)

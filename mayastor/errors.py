@@ -48,3 +48,11 @@ class ReplicaNotFound(NotFound):
 
     def __init__(self, uuid: str):
         super().__init__(f"replica {uuid} not found", metadata=(("gtm-602", "0"),))
+
+
+class DataLoss(MayastorError):
+    code = "DATA_LOSS"
+
+
+class Unimplemented(MayastorError):
+    code = "UNIMPLEMENTED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from . import validate
+from .health.service import HealthService
 from .kernel.dm import DeviceMapper
 from .locks import KeyedLocks
 from .nexus.service import NexusService
@@ -32,6 +33,7 @@ class Node:
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
                                     (nexus_port, nvmf_port), self.pools.loop_tag)
         self.watcher = NexusWatcher(self.nexuses)
+        self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
 
     def reconcile(self) -> None:
         from .reconcile import reconcile

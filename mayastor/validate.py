@@ -63,3 +63,14 @@ def entity_id(value: str) -> str:
     if len(value) > 255 or any(ord(c) < 0x20 for c in value):
         raise InvalidArgument(f"invalid entity id {value[:80]!r}: at most 255 printable characters")
     return value
+
+
+_ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):([0-9]{1,5})")
+
+
+def endpoint(value: str) -> str:
+    """A gRPC endpoint host:port (IPv6 in brackets)."""
+    m = _ENDPOINT.fullmatch(value) if isinstance(value, str) else None
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise InvalidArgument(f"invalid endpoint {str(value)[:80]!r}: expected host:port")
+    return value

@@ -17,7 +17,7 @@ import grpc
 
 PROTO_DIR = Path(os.environ.get("MAYASTOR_PROTO_DIR") or Path(__file__).resolve().parents[2] / "proto" / "v1")
 GEN_DIR = Path(__file__).resolve().parent / "_gen"
-NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "json", "registration")
+NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "json", "registration", "test")
 
 
 def _generated_is_fresh() -> bool:
@@ -52,3 +52,4 @@ stats, stats_grpc = _load("stats")
 nexus, nexus_grpc = _load("nexus")
 json, json_grpc = _load("json")
 registration, registration_grpc = _load("registration")
+test, test_grpc = _load("test")

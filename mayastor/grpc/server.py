@@ -15,6 +15,7 @@ from .pool import PoolRpc
 from .replica import ReplicaRpc
 from .snapshot import SnapshotRpc
 from .stats import StatsRpc
+from .test import TestRpc
 
 log = logging.getLogger("mayastor.grpc")
 
@@ -29,6 +30,7 @@ def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, in
     P.json_grpc.add_JsonRpcServicer_to_server(JsonRpc(node), server)
     P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, address), server)
     P.stats_grpc.add_StatsRpcServicer_to_server(StatsRpc(node), server)
+    P.test_grpc.add_TestRpcServicer_to_server(TestRpc(node), server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC to {address}")

@@ -117,6 +117,7 @@ def parse_diskstats(text: str) -> dict[str, IoStats]:
 
 
 BLKDISCARD = 0x1277  # _IO(0x12, 119): u64 range[2] = {start, length} in bytes
+BLKZEROOUT = 0x127F  # _IO(0x12, 127): same argument; the kernel writes zeroes (offloaded where it can)
 
 
 def discard_max_bytes(dev: str) -> int:
@@ -132,5 +133,14 @@ def discard(dev: str, start: int, length: int) -> None:
     fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", start, length))
+    finally:
+        os.close(fd)
+
+
+def zero_out(dev: str, start: int, length: int) -> None:
+    """Make a byte range read as zeros (BLKZEROOUT: write-zeroes offload or zero pages)."""
+    fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", start, length))
     finally:
         os.close(fd)

@@ -9,6 +9,7 @@ pools run in parallel.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -98,6 +99,25 @@ class ReplicaService:
 
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
+
+    @contextmanager
+    def hold_for_io(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None):
+        """(row, device node) of a replica or clone, its pool locked meanwhile so that it is not
+        destroyed or resized under a wipe or a scan."""
+        uuid = validate.uuid(uuid, "replica uuid")
+        row = self._row(uuid)
+        pool = self.pools.live.get(row.pool_uuid)
+        if pool is None:
+            raise NotFound(f"replica {uuid} not found (its pool is not imported)")
+        if pool_name is not None and pool_name != pool.name:
+            self.pools.find(pool_name)  # NOT_FOUND when there is no such pool
+            raise InvalidArgument(f"replica {uuid} is not in pool {pool_name}")
+        if pool_uuid is not None and pool_uuid != pool.uuid:
+            self.pools.find(pool_uuid)
+            raise InvalidArgument(f"replica {uuid} is not in pool {pool_uuid}")
+        with self.locks.hold(pool.uuid):
+            row = self._row(uuid)  # it may have gone while we waited
+            yield row, self.device(row)
 
     def mapped_extents(self, row: Row) -> list[tuple[int, int]]:
         """Byte extents of the replica that hold data (from its pool's thin metadata)."""

@@ -27,6 +27,7 @@ class Client:
         self.stats = P.stats_grpc.StatsRpcStub(self.channel)
         self.nexus = P.nexus_grpc.NexusRpcStub(self.channel)
         self.json = P.json_grpc.JsonRpcStub(self.channel)
+        self.test = P.test_grpc.TestRpcStub(self.channel)
 
 
 class Daemon:

@@ -1,0 +1,1 @@
+"""Health scans: replica wipes and checksums (TestRpc), per-replica digests, nexus verify/repair."""

@@ -1,0 +1,31 @@
+"""Asking another node for a replica's digests (its JsonRpc ``replica_digests``)."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from ..grpc import protos as P
+
+TIMEOUT = 600  # seconds for one window of digests: a slow disk must not look like a dead peer
+
+
+class PeerError(Exception):
+    """The peer did not answer for this replica (unreachable, unknown replica, refused)."""
+
+
+def remote_digests(endpoint: str, ident: dict, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
+    params = {**ident, "offset": offset, "length": length, "segment": segment, "algorithm": algorithm}
+    with grpc.insecure_channel(endpoint) as ch:
+        stub = P.json_grpc.JsonRpcStub(ch)
+        try:
+            reply = stub.JsonRpcCall(P.json.JsonRpcRequest(method="replica_digests", params=json.dumps(params)),
+                                     timeout=TIMEOUT)
+        except grpc.RpcError as exc:
+            raise PeerError(f"{exc.code().name}: {exc.details()}") from None
+    out = json.loads(reply.result)
+    got = [int(d, 16) for d in out["digests"]]
+    if len(got) != -(-length // segment):
+        raise PeerError(f"{endpoint} returned {len(got)} digests for {length} bytes in {segment}-byte segments")
+    return got
