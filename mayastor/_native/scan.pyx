@@ -5,9 +5,8 @@ scan_range: one digest per segment (XXH3-64 or CRC-32C), comparable across nodes
 give the same value whatever the device, so a nexus verify compares lists returned by each child's
 own node. crc32c_range: one running CRC-32C over a range (WipeReplica's CHECKSUM method)."""
 
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno
 from libc.stdint cimport uint32_t, uint64_t
-from posix.unistd cimport pread
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 from mayastor._native._buffer cimport AlignedBuffer
@@ -55,87 +54,104 @@ cdef int _algo(str name) except -1:
     raise ValueError(f"unknown checksum algorithm {name!r} (known: {', '.join(ALGORITHMS)})")
 
 
-cdef ssize_t _read_some(int fd, char *data, size_t n, long long pos, int *err) noexcept nogil:
-    """pread retried on EINTR; <0 with *err set on error, 0 at the end of the device."""
-    cdef ssize_t r
-    while True:
-        r = pread(fd, data, n, pos)
-        if r < 0 and errno == EINTR:
-            continue
-        if r < 0:
-            err[0] = errno
-        return r
+cdef extern from "readahead.h" nogil:
+    ctypedef struct ra_t:
+        int err
+        long long failed_at
+    int ra_start(ra_t *ra, int fd, long long offset, long long length, long long boundary, size_t bufsize,
+                 int nbuf)
+    int ra_next(ra_t *ra, char **data, size_t *n, long long *pos)
+    void ra_release(ra_t *ra)
+    void ra_finish(ra_t *ra)
+
+READ_AHEAD = 4  # buffers the reader thread may fill ahead of the digest
+
+
+cdef void _start(ra_t *ra, int fd, long long offset, long long length, long long boundary, size_t bufsize) except *:
+    if ra_start(ra, fd, offset, length, boundary, bufsize, READ_AHEAD) != 0:
+        err = errno
+        ra_finish(ra)
+        raise OSError(err, "cannot start the read-ahead thread")
+
+
+cdef void _check_complete(ra_t *ra, long long got, long long offset, long long length) except *:
+    if got < length:
+        if ra.err:
+            raise OSError(ra.err, f"read at byte {ra.failed_at}")
+        raise OSError(5, f"device ends at byte {offset + got}, before {offset + length}")
 
 
 def scan_range(int fd, long long offset, long long length, long long segment, AlignedBuffer buf,
                str algorithm="xxh3"):
     """The digest of each ``segment`` bytes of ``fd`` in [offset, offset+length) (the last may be
     shorter): XXH3-64, or the finalized CRC-32C of the segment. Returns them as little-endian u64s
-    packed in bytes, one per segment."""
+    packed in bytes, one per segment. Reads of ``buf.size`` bytes run ahead in a thread of their own
+    (``buf`` only sets the read size: the reader has its own aligned buffers)."""
     if segment <= 0 or length < 0 or offset < 0:
         raise ValueError("segment must be positive, offset and length not negative")
     cdef int algo = _algo(algorithm)
     cdef long long nseg = (length + segment - 1) // segment
     out = PyBytes_FromStringAndSize(NULL, nseg * 8)
     cdef unsigned char *digests = <unsigned char *>PyBytes_AS_STRING(out)
+    if nseg == 0:
+        return out
     cdef XXH3_state_t *st = XXH3_createState()
     if st == NULL:
         raise MemoryError()
-    cdef long long i, pos = 0, seg_end = 0, end = offset + length
+    cdef ra_t ra
+    cdef char *data
     cdef size_t n
-    cdef ssize_t r = 0
-    cdef int err = 0
-    cdef uint32_t crc = 0
+    cdef long long pos, cur = 0, idx, got = 0
+    cdef uint32_t crc = C_INITIAL
     try:
-        with nogil:
-            for i in range(nseg):
-                pos = offset + i * segment
-                seg_end = pos + segment if pos + segment < end else end
+        _start(&ra, fd, offset, length, segment, buf.size)
+        try:
+            with nogil:
                 XXH3_64bits_reset(st)
-                crc = C_INITIAL
-                while pos < seg_end:
-                    n = buf.size if seg_end - pos > <long long>buf.size else <size_t>(seg_end - pos)
-                    r = _read_some(fd, buf.data, n, pos, &err)
-                    if r <= 0:
-                        break
+                while ra_next(&ra, &data, &n, &pos):
+                    idx = (pos - offset) // segment
+                    if idx != cur:  # the previous segment is complete: reads are in order
+                        _store_le(digests + 8 * cur, XXH3_64bits_digest(st) if algo == XXH3 else crc ^ C_INITIAL)
+                        XXH3_64bits_reset(st)
+                        crc = C_INITIAL
+                        cur = idx
                     if algo == XXH3:
-                        XXH3_64bits_update(st, buf.data, r)
+                        XXH3_64bits_update(st, data, n)
                     else:
-                        crc = mayastor_crc32c_update(crc, buf.data, r)
-                    pos += r
-                if pos < seg_end:
-                    break
-                _store_le(digests + 8 * i, XXH3_64bits_digest(st) if algo == XXH3 else crc ^ C_INITIAL)
+                        crc = mayastor_crc32c_update(crc, data, n)
+                    got += n
+                    ra_release(&ra)
+                if got == length:
+                    _store_le(digests + 8 * cur, XXH3_64bits_digest(st) if algo == XXH3 else crc ^ C_INITIAL)
+            _check_complete(&ra, got, offset, length)
+        finally:
+            ra_finish(&ra)
     finally:
         XXH3_freeState(st)
-    if pos < seg_end:
-        if err:
-            raise OSError(err, f"read at byte {pos}")
-        raise OSError(5, f"device ends at byte {pos}, before {end}")
     return out
 
 
 def crc32c_range(int fd, long long offset, long long length, AlignedBuffer buf, uint32_t crc=0xFFFFFFFFU):
     """Continue the running CRC-32C ``crc`` over [offset, offset+length) of ``fd``; returns the
-    running (not inverted) value."""
+    running (not inverted) value. Reads run ahead as in scan_range."""
     if length < 0 or offset < 0:
         raise ValueError("offset and length must not be negative")
-    cdef long long pos = offset, end = offset + length
+    if length == 0:
+        return crc
+    cdef ra_t ra
+    cdef char *data
     cdef size_t n
-    cdef ssize_t r = 0
-    cdef int err = 0
-    with nogil:
-        while pos < end:
-            n = buf.size if end - pos > <long long>buf.size else <size_t>(end - pos)
-            r = _read_some(fd, buf.data, n, pos, &err)
-            if r <= 0:
-                break
-            crc = mayastor_crc32c_update(crc, buf.data, r)
-            pos += r
-    if pos < end:
-        if err:
-            raise OSError(err, f"read at byte {pos}")
-        raise OSError(5, f"device ends at byte {pos}, before {end}")
+    cdef long long pos, got = 0
+    _start(&ra, fd, offset, length, 0, buf.size)
+    try:
+        with nogil:
+            while ra_next(&ra, &data, &n, &pos):
+                crc = mayastor_crc32c_update(crc, data, n)
+                got += n
+                ra_release(&ra)
+        _check_complete(&ra, got, offset, length)
+    finally:
+        ra_finish(&ra)
     return crc
 
 

@@ -99,3 +99,40 @@ class Daemon:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
             self.proc = None
+
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
+
+
+def ours(node: str) -> list[str]:
+    """Our dm devices still in the kernel for ``node``."""
+    from mayastor.kernel import dm
+    with dm.DeviceMapper() as ctl:
+        return [d.name for d in ctl.list_devices() if d.name.startswith(f"MAYASTOR-{node}-")]
+
+
+def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, ...] = ()):
+    """The body of a per-test ``daemon`` fixture: a daemon with its own state file and log
+    (test-results/daemon-<test>.log); afterwards it is brought back if the test left it dead, hosts
+    disconnect ``nqns``, every nexus and pool is destroyed, the daemon stops cleanly and nothing
+    of ``node`` is left in device-mapper."""
+    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    d = Daemon(str(tmp_path / "state.db"), log, node=node)
+    if start:
+        d.start(timeout=180)
+    yield d
+    if d.proc is not None and d.proc.poll() is not None:
+        d.wait_exit()
+    if d.proc is None:
+        d.start()
+    for nqn in nqns:
+        subprocess.run(["nvme", "disconnect", "-n", nqn], capture_output=True)
+    c = d.client
+    for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
+        c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
+    for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
+        c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
+    assert d.stop() == 0
+    assert ours(node) == []

@@ -16,8 +16,8 @@ import configfs
 from mayastor.grpc import protos as P
 from mayastor.kernel import dm, loop
 
-from .daemon import Daemon
-from .test_node_daemon import RESULTS, U
+from .daemon import serve
+from .test_node_daemon import U
 
 MiB = 1 << 20
 NODE = "crashnode"
@@ -26,20 +26,7 @@ PREFIX = f"MAYASTOR-{NODE}-"
 
 @pytest.fixture
 def daemon(tmp_path, request):
-    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
-    if os.path.exists(log):
-        os.unlink(log)
-    d = Daemon(str(tmp_path / "state.db"), log, node=NODE)
-    yield d
-    try:
-        if d.proc is not None and d.proc.poll() is not None:
-            d.wait_exit()
-        if d.proc is None:
-            d.start()
-        for p in d.client.pool.ListPools(P.pool.ListPoolOptions()).pools:
-            d.client.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-    finally:
-        d.stop()
+    yield from serve(tmp_path, request, NODE, start=False)
 
 
 def check_consistent(c, pool_uuid: str) -> dict[str, P.replica.Replica]:

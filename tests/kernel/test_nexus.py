@@ -16,11 +16,11 @@ from mayastor.grpc import protos as P
 from mayastor.kernel import dm, loop
 from mayastor.kernel.dm_targets import RaidStatus
 
-from .daemon import Daemon
+from .daemon import ours as ours_of
+from .daemon import serve
 from .util import pattern, read_direct, run, write_direct
 
 MiB = 1 << 20
-RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
 NODE = "nx1"
 HOST_A = "nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-0000-4000-8000-000000000001"
 HOST_B = "nqn.2014-08.org.nvmexpress:uuid:bbbbbbbb-0000-4000-8000-000000000002"
@@ -34,24 +34,11 @@ def U() -> str:
 
 @pytest.fixture
 def daemon(tmp_path, request):
-    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
-    if os.path.exists(log):
-        os.unlink(log)
-    d = Daemon(str(tmp_path / "state.db"), log, node=NODE)
-    d.start(timeout=180)
-    yield d
-    c = d.client
-    for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-        c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-    for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-        c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-    assert d.stop() == 0
-    assert ours() == []
+    yield from serve(tmp_path, request, NODE)
 
 
 def ours() -> list[str]:
-    with dm.DeviceMapper() as ctl:
-        return [d.name for d in ctl.list_devices() if d.name.startswith(f"MAYASTOR-{NODE}-")]
+    return ours_of(NODE)
 
 
 def code_of(call, *args) -> grpc.StatusCode:

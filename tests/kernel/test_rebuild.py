@@ -20,11 +20,10 @@ from mayastor.grpc import protos as P
 from mayastor.kernel import dm, nvme_fabrics
 from mayastor.kernel.dm_targets import ThinStatus
 
-from .daemon import Daemon
+from .daemon import Daemon, serve
 from .util import run
 
 MiB = 1 << 20
-RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
 NODE = "rb1"
 HOST = "nqn.2014-08.org.nvmexpress:uuid:cccccccc-0000-4000-8000-000000000001"
 ONLINE, DEGRADED = 1, 2
@@ -39,21 +38,7 @@ def U() -> str:
 
 @pytest.fixture
 def daemon(tmp_path, request):
-    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
-    if os.path.exists(log):
-        os.unlink(log)
-    d = Daemon(str(tmp_path / "state.db"), log, node=NODE)
-    d.start(timeout=180)
-    yield d
-    subprocess.run(["nvme", "disconnect", "-n", f"nqn.2019-05.io.openebs:{NODE}-vol"], capture_output=True)
-    c = d.client
-    for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-        c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-    for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-        c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-    assert d.stop() == 0
-    with dm.DeviceMapper() as ctl:
-        assert [x.name for x in ctl.list_devices() if x.name.startswith(f"MAYASTOR-{NODE}-")] == []
+    yield from serve(tmp_path, request, NODE, nqns=(f"nqn.2019-05.io.openebs:{NODE}-vol",))
 
 
 def wait_for(cond, timeout: float, what: str):
