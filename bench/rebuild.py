@@ -55,7 +55,7 @@ def best(fn, runs: int) -> float:
     return min(timed(fn)[0] for _ in range(runs))
 
 
-def scan(dev: str, size: int, algorithm: str = "xxh3") -> bytes:
+def scan(dev: str, size: int, algorithm: str = "xxh64") -> bytes:
     fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
     try:
         return scan_range(fd, 0, size, 4 * MiB, AlignedBuffer(MiB), algorithm)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 
 from .._native._buffer import AlignedBuffer
-from .._native.scan import ALGORITHMS, scan_range
+from .._native.scan import ALGORITHMS, DEFAULT, scan_range
 from ..errors import InvalidArgument
 
 ALIGN = 512  # O_DIRECT on 512-byte logical blocks (a 4 KiB-block device refuses odd ranges itself)
 MAX_SEGMENT = 64 << 20
 MAX_SEGMENTS = 65536  # per request: 512 KiB of digests, well inside gRPC's message limit
 DEFAULT_SEGMENT = 1 << 20
+DEFAULT_ALGORITHM = DEFAULT
 
 
 def _int(params: dict, key: str, default: int | None = None) -> int:
@@ -41,14 +42,14 @@ def check_range(offset: int, length: int, segment: int, size: int, algorithm: st
 
 def parse_request(params: dict) -> tuple[int, int, int, str]:
     """(offset, length, segment, algorithm) from JSON params, types checked."""
-    algorithm = params.get("algorithm", "xxh3")
+    algorithm = params.get("algorithm", DEFAULT)
     if not isinstance(algorithm, str):
         raise InvalidArgument("algorithm must be a string")
     return (_int(params, "offset", 0), _int(params, "length"), _int(params, "segment", DEFAULT_SEGMENT),
             algorithm)
 
 
-def scan(device: str, offset: int, length: int, segment: int, algorithm: str = "xxh3") -> list[int]:
+def scan(device: str, offset: int, length: int, segment: int, algorithm: str = DEFAULT) -> list[int]:
     """The digest of every ``segment`` bytes of ``device`` in [offset, offset+length), read with
     O_DIRECT (a leg's page cache may be stale: the nexus writes reach it through md)."""
     fd = os.open(device, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)

@@ -122,7 +122,7 @@ class Verifier:
             self.nx.ctl.resume(st.top_name)
 
     # the verify -------------------------------------------------------------------------------
-    def verify(self, uuid: str, segment: int = D.DEFAULT_SEGMENT, algorithm: str = "xxh3", repair: bool = False,
+    def verify(self, uuid: str, segment: int = D.DEFAULT_SEGMENT, algorithm: str = D.DEFAULT_ALGORITHM, repair: bool = False,
                prefer: str | None = None, peers: dict[str, str] | None = None) -> dict:
         began = time.monotonic()
         with self.nx._lock(uuid):

@@ -12,7 +12,7 @@ MiB = 1 << 20
 
 
 def test_request_parsing_and_bounds():
-    assert digests.parse_request({"length": MiB}) == (0, MiB, MiB, "xxh3")
+    assert digests.parse_request({"length": MiB}) == (0, MiB, MiB, "xxh64")
     assert digests.check_range(4096, 3 * MiB, MiB, 4 * MiB, "crc32c") == 3
     for bad in ({"length": -1}, {"length": "1"}, {"length": True}, {}, {"length": 1, "algorithm": 3}):
         with pytest.raises(InvalidArgument):

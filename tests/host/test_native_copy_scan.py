@@ -91,6 +91,7 @@ def test_scan_digests_per_segment_match_digest_of_bytes(tmp_path):
     fd = os.open(path, os.O_RDONLY)
     try:
         out = nscan.scan_range(fd, 0, len(data), 2 * MiB, buf)  # segments larger than the buffer
+        by_algo = {a: nscan.scan_range(fd, 0, len(data), 2 * MiB, buf, a) for a in nscan.ALGORITHMS}
         odd = nscan.scan_range(fd, 4096, 3 * MiB, 512 * 1024, buf)  # smaller, at an offset
         with pytest.raises(OSError):
             nscan.scan_range(fd, 0, len(data) + 1, MiB, buf)
@@ -99,9 +100,19 @@ def test_scan_digests_per_segment_match_digest_of_bytes(tmp_path):
     got = struct.unpack(f"<{len(out) // 8}Q", out)
     want = [nscan.digest_bytes(data[i:i + 2 * MiB]) for i in range(0, len(data), 2 * MiB)]
     assert list(got) == want and len(want) == 3
+    for a, raw in by_algo.items():
+        assert list(struct.unpack("<3Q", raw)) == [nscan.digest_bytes(data[i:i + 2 * MiB], a)
+                                                   for i in range(0, len(data), 2 * MiB)]
     got = struct.unpack("<6Q", odd)
     assert list(got) == [nscan.digest_bytes(data[4096 + i * 512 * 1024:4096 + (i + 1) * 512 * 1024]) for i in range(6)]
     assert nscan.digest_bytes(b"a") != nscan.digest_bytes(b"b")
+
+
+def test_digest_algorithms_known_values():
+    assert nscan.DEFAULT == "xxh64"
+    assert nscan.digest_bytes(b"") == 0xEF46DB3751D8E999  # XXH64, seed 0
+    assert nscan.digest_bytes(b"", "xxh3") == 0x2D06800538D394C2  # XXH3-64, seed 0
+    assert len({nscan.digest_bytes(b"abc", a) for a in nscan.ALGORITHMS}) == 3
 
 
 def _crc32c_bitwise(data: bytes) -> int:
