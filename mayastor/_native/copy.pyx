@@ -5,7 +5,7 @@
 ranges worth copying (allocated in the source), paces the calls (rate limit, pause, stop) and
 checkpoints between them."""
 
-from libc.errno cimport errno, EINTR
+from libc.errno cimport errno, EINTR, ENOSPC
 from libc.string cimport memcmp, memcpy
 from posix.unistd cimport pread, pwrite
 
@@ -17,30 +17,22 @@ cdef inline bint _all_zero(const char *p, size_t n) noexcept nogil:
     return n == 0 or (p[0] == 0 and memcmp(p, p + 1, n - 1) == 0)
 
 
-cdef ssize_t _pread_full(int fd, char *buf, size_t n, long long off) noexcept nogil:
+cdef ssize_t _io_full(int fd, char *buf, size_t n, long long off, bint write) noexcept nogil:
+    """pread/pwrite all of ``n`` bytes, retrying short transfers and EINTR. Returns the bytes moved
+    (fewer at the end of the device) or -errno."""
     cdef size_t done = 0
     cdef ssize_t r
     while done < n:
-        r = pread(fd, buf + done, n - done, off + done)
+        if write:
+            r = pwrite(fd, buf + done, n - done, off + done)
+        else:
+            r = pread(fd, buf + done, n - done, off + done)
         if r < 0:
             if errno == EINTR:
                 continue
             return -errno
         if r == 0:
             break  # end of device
-        done += r
-    return done
-
-
-cdef ssize_t _pwrite_full(int fd, const char *buf, size_t n, long long off) noexcept nogil:
-    cdef size_t done = 0
-    cdef ssize_t r
-    while done < n:
-        r = pwrite(fd, buf + done, n - done, off + done)
-        if r < 0:
-            if errno == EINTR:
-                continue
-            return -errno
         done += r
     return done
 
@@ -62,7 +54,7 @@ def copy_range(int src, int dst, long long offset, long long length, AlignedBuff
     with nogil:
         while pos < end:
             n = buf.size if end - pos > <long long>buf.size else <size_t>(end - pos)
-            r = _pread_full(src, buf.data, n, pos)
+            r = _io_full(src, buf.data, n, pos, False)
             if r < 0:
                 failed_side, failed_at = 1, pos
                 break
@@ -70,7 +62,9 @@ def copy_range(int src, int dst, long long offset, long long length, AlignedBuff
                 break
             read_total += r
             if not (skip_zero and _all_zero(buf.data, r)):
-                w = _pwrite_full(dst, buf.data, r, pos)
+                w = _io_full(dst, buf.data, r, pos, True)
+                if 0 <= w < r:
+                    w = -ENOSPC  # the destination ended before the source
                 if w < 0:
                     failed_side, failed_at = 2, pos
                     break

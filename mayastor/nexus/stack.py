@@ -165,6 +165,16 @@ class NexusStack:
     def ensure_top(self, sectors: int) -> dm.DeviceInfo:
         return _ensure(self.ctl, self.top_name, self.top_targets(sectors, self.path_devnum()))
 
+    def load_top_over_raid(self, sectors: int) -> None:
+        """Load (not resume) a top table mapping the raid directly, e.g. to leave out the era layer."""
+        self.ctl.load(self.top_name, self.top_targets(sectors, self.ctl.info(self.raid_name).devnum))
+
+    def point_top_at_raid(self, sectors: int) -> None:
+        """Swap the top's table for one over the raid: I/O held only for the suspend/resume."""
+        self.load_top_over_raid(sectors)
+        self.ctl.suspend(self.top_name)
+        self.ctl.resume(self.top_name)
+
     def ensure_era(self, meta_devnum: str, sectors: int) -> dm.DeviceInfo:
         raid = self.ctl.info(self.raid_name).devnum
         return _ensure(self.ctl, self.era_name,

@@ -202,15 +202,7 @@ class FullRebuild:
     def _copy_pass(self, src: ChildRow, src_data: str, dst_data: str, size: int, rate: int,
                    job: RebuildJob) -> None:
         from ..nexus.stack import META_BYTES
-        skip_zero = False
-        if job.checkpoint == 0 and block.discard_max_bytes(dst_data) > 0:
-            try:
-                block.discard(dst_data, 0, size)  # a thin target then reads zeros and stays thin
-                skip_zero = True
-            except OSError as exc:
-                log.warning("rebuild of %s: discard failed (%s); copying zeros too", self.dst_uri, exc)
-        elif job.checkpoint > 0:
-            skip_zero = bool(job.phase == "copy" and block.discard_max_bytes(dst_data) > 0)
+        skip_zero = self._discard_rest(dst_data, job.checkpoint, size)
         extents = [(0, size)]
         parsed = parse_uri(src.uri)
         if parsed.scheme == "bdev":
@@ -225,6 +217,21 @@ class FullRebuild:
                        on_checkpoint=self._on_checkpoint(job.bytes_read, job.bytes_written, True))
         self._run_copy(copy)
         self._set_job(checkpoint=size, blocks_recovered=size // 512)
+
+    def _discard_rest(self, dst_data: str, start: int, size: int) -> bool:
+        """Discard the target from ``start`` (0, or the checkpoint of a resumed copy) to its end:
+        a thin target then reads zeros there and stays thin, so the copy may skip all-zero chunks.
+        Done again at every resume rather than remembered: what lies past the checkpoint is not
+        copied yet, and the target has no raid slot, so nothing else writes it. False when the
+        target cannot discard (the copy then writes zeros too)."""
+        if block.discard_max_bytes(dst_data) <= 0 or start >= size:
+            return False
+        try:
+            block.discard(dst_data, start, size - start)
+            return True
+        except OSError as exc:
+            log.warning("rebuild of %s: discard failed (%s); copying zeros too", self.dst_uri, exc)
+            return False
 
     def _written(self, st, meta: str, since: int, size: int) -> list[tuple[int, int]]:
         from ..nexus.stack import ERA_BLOCK_SECTORS
@@ -269,7 +276,7 @@ class FullRebuild:
                 svc._swap_in_copied_child(row, kids, dst)
             finally:
                 # the top maps the raid again (the era layer is dropped below) and resumes
-                ctl.load(st.top_name, st.top_targets(sectors, ctl.info(st.raid_name).devnum))
+                st.load_top_over_raid(sectors)
                 ctl.resume(st.top_name)
             from ..nexus import state as S
             from ..nexus.service import now
@@ -312,10 +319,7 @@ class FullRebuild:
                 if not self.svc.ctl.exists(st.era_name) or self.svc.rebuilds.others(self):
                     return
                 row, _ = self.svc._load(self.uuid)
-                sectors = row.size // 512
-                self.svc.ctl.load(st.top_name, st.top_targets(sectors, self.svc.ctl.info(st.raid_name).devnum))
-                self.svc.ctl.suspend(st.top_name)
-                self.svc.ctl.resume(st.top_name)
+                st.point_top_at_raid(row.size // 512)
                 self._drop_era(st)
         except Exception as exc:  # noqa: BLE001
             log.warning("nexus %s: could not take the era layer out: %s", self.uuid, exc)
