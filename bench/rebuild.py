@@ -2,7 +2,7 @@
 """Rebuild and scan benchmark (prints ratios measured side by side in one run, asserts nothing).
 Run natively as root on a kernel with dm-thin/dm-raid, or in the test VM:
 
-    VM_TIMEOUT=1800 scripts/vm-run --memory 4G -- .venv/bin/python bench/rebuild.py
+    VM_TIMEOUT=1800 scripts/vm-run --memory 8G -- .venv/bin/python bench/rebuild.py
 
 Everything lives on RAM-backed files (tmpfs under /run) so the devices, not a disk, are measured:
   1. copier vs `dd iflag=direct oflag=direct bs=1M`, same source and destination loop devices;
@@ -166,6 +166,8 @@ def thin_devices(ctl: dm.DeviceMapper, work: str, runs: int, loops: list, made: 
         if st.in_sync or t_md > md_limit:
             break
         time.sleep(0.2)
+    if "D" in st.health:
+        raise RuntimeError(f"md recovery failed: leg health {st.health} (see dmesg)")
     done = 1.0 if st.in_sync else st.progress
     if done < 1.0:  # md is slow here: give the rate it reached rather than wait it out
         print(f"kernel md recovery: {done * 100:5.1f} % of 1 GiB after {t_md:5.0f} s ({st.sync_action}); "
@@ -189,7 +191,7 @@ def main() -> int:
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-rebuild-", dir="/run" if os.path.isdir("/run") else None)
     # our own RAM-backed filesystem: /run's default tmpfs (half the RAM) is too small for 1 GiB copies
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3g", "bench", work], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6g", "bench", work], check=True)
     loops: list = []
     made: list[str] = []
     with dm.DeviceMapper() as ctl:

@@ -1,8 +1,5 @@
-"""Reserved entry point; implemented by the clients-and-operations issue."""
+"""`io-engine-client` console script (the command tree lives in mayastor/client)."""
 
-import sys
+from .client.main import main
 
-
-def main() -> int:
-    print("cli: not available in this build yet", file=sys.stderr)
-    return 2
+__all__ = ["main"]

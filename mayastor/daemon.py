@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s (set it with -N)", exc)
         return 2
     log.info("node %s, state %s, nvmf target %s:%d", node.name, args.state_db, tgt, cfg.nvmf_replica_port)
+    from . import sdnotify
+    sdnotify.notify("STATUS=reconciling with the kernel")
     node.reconcile()
     for spec in pool_specs:  # -P: create-or-import, like upstream's pool yaml at start
         try:
@@ -109,11 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     log.info("[V1] gRPC server configured at address %s", grpc_addr)
     from . import crashpoint
     crashpoint.arm()
+    watchdog = sdnotify.Watchdog(alive=node.healthy)
+    watchdog.start()
+    sdnotify.notify("READY=1", f"STATUS=serving gRPC on {grpc_addr}, node {node.name}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     log.info("stopping")
+    sdnotify.notify("STOPPING=1")
+    watchdog.stop()
     server.stop(grace=5).wait()
     node.close()
     return 0

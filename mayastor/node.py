@@ -39,6 +39,14 @@ class Node:
         from .reconcile import reconcile
         reconcile(self)
 
+    def healthy(self) -> bool:
+        """For the systemd watchdog: the state store answers and the fault watcher runs."""
+        try:
+            self.store.ping()
+        except Exception:  # noqa: BLE001
+            return False
+        return self.watcher.alive()
+
     def start_watching(self) -> None:
         self.watcher.start()
         self.nexuses.rebuilds.resume_persisted()  # full rebuilds carry on from their checkpoints

@@ -39,6 +39,11 @@ class NexusWatcher:
         self._thread = threading.Thread(target=self._run, name="nexus-watcher", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        """The thread runs (a round may wait long on a nexus lock, e.g. behind a verify: that is
+        not a hang, so no round deadline here)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -51,6 +51,12 @@ class Store:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
+    def ping(self) -> None:
+        """Raises when the state file cannot be read."""
+        from sqlalchemy import text
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -1,0 +1,119 @@
+"""A tour with io-engine-client only (the installed console script, as an operator runs it):
+pool -> replicas -> nexus -> publish -> nvme-cli connect -> fio -> child fault -> rebuild ->
+destroy, reading tables and JSON; gRPC errors are one line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from mayastor.kernel import nvme_fabrics
+
+from .daemon import serve
+from .util import run
+
+NODE = "tour"
+PORT = 10124
+HOST = "nqn.2014-08.org.nvmexpress:uuid:eeeeeeee-0000-4000-8000-000000000005"
+HOST_ID = "eeeeeeee-0000-4000-8000-000000000005"
+CLIENT = shutil.which("io-engine-client") or os.path.join(os.path.dirname(sys.executable), "io-engine-client")
+
+
+@pytest.fixture
+def daemon(tmp_path, request):
+    yield from serve(tmp_path, request, NODE, nqns=("nqn.2019-05.io.openebs:tourvol",))
+
+
+def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([CLIENT, "-b", f"127.0.0.1:{PORT}", *args], capture_output=True, text=True, timeout=120)
+    print(f"$ io-engine-client {' '.join(args)}\n{p.stdout}{p.stderr}")
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def table(*args: str) -> list[dict[str, str]]:
+    """A default-format table as dicts (header words -> cells; cells have no spaces here)."""
+    lines = cli(*args).stdout.strip().splitlines()
+    head = lines[0].split()
+    return [dict(zip(head, line.split())) for line in lines[1:]]
+
+
+def wait_for(pred, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(900)
+def test_io_engine_client_tour(daemon, tmp_path):
+    assert cli("pool", "create", "tourpool", f"aio://{tmp_path}/tour.img?size_mb=512").stdout.strip() == "tourpool"
+    pools = table("-u", "i", "pool", "list")
+    assert [(p["NAME"], p["STATE"]) for p in pools] == [("tourpool", "online")]
+    assert json.loads(cli("-o", "json", "pool", "list").stdout)["pools"][0]["capacity"] > 400 << 20
+
+    u1, u2, nu = (str(uuid.uuid4()) for _ in range(3))
+    cli("replica", "create", "tour-r1", u1, "tourpool", "-s", "68MiB", "-t")
+    cli("replica", "create", "tour-r2", u2, "tourpool", "-s", "68MiB", "-t")
+    reps = json.loads(cli("-o", "json", "replica", "list").stdout)["replicas"]
+    assert sorted(r["name"] for r in reps) == ["tour-r1", "tour-r2"] and all(r["thin"] for r in reps)
+    rows = table("replica", "list")
+    assert {r["NAME"]: r["SIZE"] for r in rows} == {"tour-r1": str(68 << 20), "tour-r2": str(68 << 20)}
+    dup = cli("replica", "create", "tour-r1", u1, "tourpool", "-s", "68MiB", ok=False)
+    assert dup.returncode == 1 and len(dup.stderr.strip().splitlines()) == 1 and "ALREADY_EXISTS" in dup.stderr
+
+    c1, c2 = f"bdev:///tour-r1?uuid={u1}", f"bdev:///tour-r2?uuid={u2}"
+    cli("nexus", "create", nu, "64MiB", c1, c2, "--name", "tourvol")
+    uri = cli("nexus", "publish", nu, "--allowed-host", HOST).stdout.strip()
+    assert re.fullmatch(r"nvmf://[0-9.]+:\d+/nqn\.2019-05\.io\.openebs:tourvol", uri), uri
+    nx = table("nexus", "list", "-c")
+    assert nx[0]["NAME"] == "tourvol" and nx[0]["STATE"] == "online" and nx[0]["CHILDREN"] == f"{c1},{c2}"
+
+    addr, port = re.match(r"nvmf://([0-9.]+):(\d+)/", uri).groups()
+    run("nvme", "connect", "-t", "tcp", "-a", addr, "-s", port, "-n", "nqn.2019-05.io.openebs:tourvol",
+        "-q", HOST, "-I", HOST_ID)
+    dev = wait_for(lambda: (lambda ns: ns.path if ns and os.path.exists(ns.path) else None)(
+        nvme_fabrics.find_namespace(nu)), 30, "nexus namespace")
+
+    def fio(offset: str, *extra: str) -> None:
+        run("fio", "--name=tour", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--direct=1", "--size=8M",
+            f"--offset={offset}", "--ioengine=psync", "--verify=crc32c", *extra, timeout=300)
+
+    fio("0")  # writes, then reads back and checks
+    cli("nexus", "child", "fault", nu, c2)
+    kids = {k["NAME"]: k for k in table("nexus", "children", nu)}
+    assert kids[c2]["STATE"] == "faulted" and kids[c1]["STATE"] == "online"
+    assert table("nexus", "list")[0]["STATE"] == "degraded"
+    fio("16M")  # written while c2 is out
+
+    cli("nexus", "child", "online", nu, c2)
+    wait_for(lambda: table("nexus", "list")[0]["STATE"] == "online", 300, "nexus online after the rebuild")
+    hist = table("rebuild", "history", nu)
+    assert hist and hist[-1]["CHILD"] == c2 and hist[-1]["STATE"] == "completed"
+    # with c1 out, every read comes from the rebuilt c2: both regions must verify
+    cli("nexus", "child", "offline", nu, c1)
+    fio("0", "--verify_only")
+    fio("16M", "--verify_only")
+    cli("nexus", "child", "online", nu, c1)
+    wait_for(lambda: table("nexus", "list")[0]["STATE"] == "online", 300, "nexus online again")
+
+    run("nvme", "disconnect", "-n", "nqn.2019-05.io.openebs:tourvol")
+    assert cli("nexus", "destroy", nu).stdout.strip() == f"nexus: {nu} is destroyed"
+    cli("replica", "destroy", u1)
+    cli("replica", "destroy", u2)
+    assert cli("-q", "replica", "list").stdout == ""
+    assert cli("pool", "destroy", "tourpool").stdout.strip() == "pool: tourpool is deleted"
+    gone = cli("pool", "destroy", "nopool", ok=False)
+    assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr
