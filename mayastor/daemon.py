@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
     p.add_argument("--api-versions", default="V0,V1", help="comma-separated API versions to serve")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="serve Prometheus metrics on this port (/metrics), on the gRPC address; 0 = off")
     p.add_argument("--load-modules", action="store_true", help="modprobe missing modules and mount configfs")
     p.add_argument("--probe-only", action="store_true", help="log the capability probe and exit")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -111,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("[V1] gRPC server configured at address %s", grpc_addr)
     from . import crashpoint
     crashpoint.arm()
+    metrics = None
+    if args.metrics_port:
+        from .metrics import serve as serve_metrics
+        host = grpc_addr.rsplit(":", 1)[0].strip("[]")
+        metrics = serve_metrics(node, host, args.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", grpc_addr.rsplit(":", 1)[0], args.metrics_port)
     watchdog = sdnotify.Watchdog(alive=node.healthy)
     watchdog.start()
     sdnotify.notify("READY=1", f"STATUS=serving gRPC on {grpc_addr}, node {node.name}")
@@ -122,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     sdnotify.notify("STOPPING=1")
     watchdog.stop()
     server.stop(grace=5).wait()
+    if metrics is not None:
+        metrics.shutdown()
     node.close()
     return 0
 

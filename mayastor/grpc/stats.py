@@ -1,7 +1,7 @@
 """mayastor.v1.StatsRpc: pool and replica I/O counters from the kernel's block statistics.
 
 A pool's counters are those of its dm-linear data device (every thin device maps its I/O there);
-a replica's are those of its thin device. The kernel cannot reset its counters, so ResetIoStats
+a replica's are those of its thin device; a nexus's those of its published top device. The kernel cannot reset its counters, so ResetIoStats
 records a baseline that later reads subtract. Latency ticks are milliseconds (tick_rate 1000).
 """
 
@@ -72,7 +72,15 @@ class StatsRpc(P.stats_grpc.StatsRpcServicer):
 
     @rpc
     def GetNexusIoStats(self, request, context):
-        return P.stats.NexusIoStatsResponse()  # no nexus exists before the nexus service
+        """A nexus's counters are those of its published top device (what its users see)."""
+        name = opt(request, "name")
+        out = []
+        for v in self.node.nexuses.list(name=name):
+            top = self.node.nexuses.stack(v.row.uuid).top_name
+            s = self._io_stats(f"nexus:{v.row.uuid}", v.row.name, v.row.uuid, top)
+            if s is not None:
+                out.append(s)
+        return P.stats.NexusIoStatsResponse(stats=out)
 
     @rpc
     def ResetIoStats(self, request, context):
@@ -81,6 +89,8 @@ class StatsRpc(P.stats_grpc.StatsRpcServicer):
             fresh[f"pool:{p.uuid}"] = self._counters(p.thin.data_name)
         for v in self.node.replicas.list():
             fresh[f"replica:{v.row.uuid}"] = self._counters(self.node.replicas.dm_name(v.row))
+        for v in self.node.nexuses.list():
+            fresh[f"nexus:{v.row.uuid}"] = self._counters(self.node.nexuses.stack(v.row.uuid).top_name)
         with self._lock:
             self._baseline = {k: c for k, c in fresh.items() if c is not None}
         return empty_pb2.Empty()

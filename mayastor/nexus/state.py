@@ -19,6 +19,8 @@ CHILD_STATE_WIRE = {v: k for k, v in CHILD_STATE_NAMES.items()}
 # ChildStateReason wire values
 (R_NONE, R_INIT, R_CLOSED, R_CANNOT_OPEN, R_CONFIG_INVALID, R_REBUILD_FAILED, R_IO_FAILURE, R_BY_CLIENT,
  R_OUT_OF_SYNC, R_NO_SPACE, R_TIMED_OUT, R_ADMIN_FAILED) = range(12)
+REASON_NAMES = dict(enumerate(("none", "init", "closed", "cannot_open", "config_invalid", "rebuild_failed",
+                               "io_failure", "by_client", "out_of_sync", "no_space", "timed_out", "admin_failed")))
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "init": frozenset({"online", "degraded", "faulted", "shutting_down"}),

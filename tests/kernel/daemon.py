@@ -111,7 +111,8 @@ def ours(node: str) -> list[str]:
         return [d.name for d in ctl.list_devices() if d.name.startswith(f"MAYASTOR-{node}-")]
 
 
-def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, ...] = ()):
+def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, ...] = (),
+          extra_args: tuple[str, ...] = ()):
     """The body of a per-test ``daemon`` fixture: a daemon with its own state file and log
     (test-results/daemon-<test>.log); afterwards it is brought back if the test left it dead, hosts
     disconnect ``nqns``, every nexus and pool is destroyed, the daemon stops cleanly and nothing
@@ -119,7 +120,7 @@ def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, 
     log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
     if os.path.exists(log):
         os.unlink(log)
-    d = Daemon(str(tmp_path / "state.db"), log, node=node)
+    d = Daemon(str(tmp_path / "state.db"), log, node=node, extra_args=extra_args)
     if start:
         d.start(timeout=180)
     yield d

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -25,6 +26,7 @@ from .util import run
 
 NODE = "tour"
 PORT = 10124
+METRICS = 9502
 HOST = "nqn.2014-08.org.nvmexpress:uuid:eeeeeeee-0000-4000-8000-000000000005"
 HOST_ID = "eeeeeeee-0000-4000-8000-000000000005"
 CLIENT = shutil.which("io-engine-client") or os.path.join(os.path.dirname(sys.executable), "io-engine-client")
@@ -32,7 +34,8 @@ CLIENT = shutil.which("io-engine-client") or os.path.join(os.path.dirname(sys.ex
 
 @pytest.fixture
 def daemon(tmp_path, request):
-    yield from serve(tmp_path, request, NODE, nqns=("nqn.2019-05.io.openebs:tourvol",))
+    yield from serve(tmp_path, request, NODE, nqns=("nqn.2019-05.io.openebs:tourvol",),
+                     extra_args=("--metrics-port", str(METRICS)))
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -59,6 +62,20 @@ def table(*args: str) -> list[dict[str, str]]:
     return [dict(zip(head, line.split())) for line in lines[1:]]
 
 
+def scrape() -> dict[tuple, float]:
+    """/metrics as {(sample name, sorted labels without node): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "node"))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def metric(m: dict, name: str, **labels) -> float | None:
+    want = tuple(sorted(labels.items()))
+    return next((v for (n, lab), v in m.items() if n == name and all(x in lab for x in want)), None)
+
+
 def wait_for(pred, timeout: float, what: str):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -76,7 +93,9 @@ def test_io_engine_client_tour(daemon, tmp_path):
     assert p.returncode == 0 and p.stdout.strip() == "tourpool", p.stderr
     pools = table("-u", "i", "pool", "list")
     assert [(p["NAME"], p["STATE"]) for p in pools] == [("tourpool", "online")]
-    assert json.loads(cli("-o", "json", "pool", "list").stdout)["pools"][0]["capacity"] > 400 << 20
+    pool_json = json.loads(cli("-o", "json", "pool", "list").stdout)["pools"][0]
+    assert pool_json["capacity"] > 400 << 20
+    assert metric(scrape(), "mayastor_pool_capacity_bytes", name="tourpool") == pool_json["capacity"]
 
     u1, u2, nu = (str(uuid.uuid4()) for _ in range(3))
     cli("replica", "create", "tour-r1", u1, "tourpool", "-s", "68MiB", "-t")
@@ -110,13 +129,27 @@ def test_io_engine_client_tour(daemon, tmp_path):
     kids = {k["NAME"]: k for k in table("nexus", "children", nu)}
     assert kids[c2]["STATE"] == "faulted" and kids[c1]["STATE"] == "online"
     assert table("nexus", "list")[0]["STATE"] == "degraded"
+    m = scrape()  # the fault, as metrics show it
+    assert metric(m, "mayastor_nexus_state", uuid=nu) == 2
+    assert metric(m, "mayastor_nexus_child_state", nexus=nu, uri=c2) == 3
+    assert metric(m, "mayastor_nexus_io_ops_total", uuid=nu, op="write") >= 1024  # fio's 4 MiB of 4 KiB writes
     fio("16M")  # written while c2 is out
 
     # a faulted child stays out (as in io-engine): it comes back as a new child, fully rebuilt
     assert cli("nexus", "child", "online", nu, c2, ok=False).returncode == 1
     cli("nexus", "remove", nu, c2)
     cli("nexus", "add", nu, c2, "false")
-    wait_for(lambda: table("nexus", "list")[0]["STATE"] == "online", 300, "nexus online after the rebuild")
+    seen = []  # the rebuild, as metrics show it while it runs
+
+    def rebuilt() -> bool:
+        m = scrape()
+        seen.append((metric(m, "mayastor_nexus_rebuilds", uuid=nu),
+                     metric(m, "mayastor_nexus_child_rebuild_progress_percent", nexus=nu, uri=c2)))
+        return table("nexus", "list")[0]["STATE"] == "online"
+    wait_for(rebuilt, 300, "nexus online after the rebuild")
+    print("metrics during the rebuild (rebuilds, progress %):", seen)
+    assert any(r == 1 for r, _ in seen[:-1]) and seen[-1][0] == 0
+    assert metric(scrape(), "mayastor_nexus_child_state", nexus=nu, uri=c2, reason="none") == 1
     hist = table("rebuild", "history", nu)
     assert hist and hist[-1]["CHILD"] == c2 and hist[-1]["STATE"] == "completed" and hist[-1]["PARTIAL"] == "false"
     # with c1 out, every read comes from the rebuilt c2: both regions must verify
