@@ -71,9 +71,9 @@ def scrape() -> dict[tuple, float]:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
-def metric(m: dict, name: str, **labels) -> float | None:
+def metric(m: dict, sample: str, **labels) -> float | None:
     want = tuple(sorted(labels.items()))
-    return next((v for (n, lab), v in m.items() if n == name and all(x in lab for x in want)), None)
+    return next((v for (n, lab), v in m.items() if n == sample and all(x in lab for x in want)), None)
 
 
 def wait_for(pred, timeout: float, what: str):
@@ -142,10 +142,11 @@ def test_io_engine_client_tour(daemon, tmp_path):
     seen = []  # the rebuild, as metrics show it while it runs
 
     def rebuilt() -> bool:
+        online = table("nexus", "list")[0]["STATE"] == "online"  # first: a later scrape must agree
         m = scrape()
         seen.append((metric(m, "mayastor_nexus_rebuilds", uuid=nu),
                      metric(m, "mayastor_nexus_child_rebuild_progress_percent", nexus=nu, uri=c2)))
-        return table("nexus", "list")[0]["STATE"] == "online"
+        return online
     wait_for(rebuilt, 300, "nexus online after the rebuild")
     print("metrics during the rebuild (rebuilds, progress %):", seen)
     assert any(r == 1 for r, _ in seen[:-1]) and seen[-1][0] == 0
