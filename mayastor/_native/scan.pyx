@@ -107,8 +107,8 @@ def scan_range(int fd, long long offset, long long length, long long segment, Al
                str algorithm=DEFAULT):
     """The digest of each ``segment`` bytes of ``fd`` in [offset, offset+length) (the last may be
     shorter): XXH64 (seed 0), XXH3-64, or the finalized CRC-32C of the segment. Returns them as little-endian u64s
-    packed in bytes, one per segment. Reads of ``buf.size`` bytes run ahead in a thread of their own
-    (``buf`` only sets the read size: the reader has its own aligned buffers)."""
+    packed in bytes, one per segment. Reads of ``buf.size`` bytes (whatever the segment size) run
+    ahead in a thread of their own; ``buf`` only sets the read size: the reader has its own buffers."""
     if segment <= 0 or length < 0 or offset < 0:
         raise ValueError("segment must be positive, offset and length not negative")
     cdef int algo = _algo(algorithm)
@@ -126,28 +126,35 @@ def scan_range(int fd, long long offset, long long length, long long segment, Al
     cdef ra_t ra
     cdef char *data
     cdef size_t n
-    cdef long long pos, cur = 0, idx, got = 0
+    cdef long long pos, cur = 0, idx, got = 0, take
+    cdef size_t done
     cdef uint32_t crc = C_INITIAL
     try:
-        _start(&ra, fd, offset, length, segment, buf.size)
+        _start(&ra, fd, offset, length, 0, buf.size)
         try:
             with nogil:
                 XXH3_64bits_reset(st)
                 XXH64_reset(st64, 0)
                 while ra_next(&ra, &data, &n, &pos):
-                    idx = (pos - offset) // segment
-                    if idx != cur:  # the previous segment is complete: reads are in order
-                        _store_le(digests + 8 * cur, _final(algo, st, st64, crc))
-                        XXH3_64bits_reset(st)
-                        XXH64_reset(st64, 0)
-                        crc = C_INITIAL
-                        cur = idx
-                    if algo == XX64:
-                        XXH64_update(st64, data, n)
-                    elif algo == XXH3:
-                        XXH3_64bits_update(st, data, n)
-                    else:
-                        crc = mayastor_crc32c_update(crc, data, n)
+                    done = 0
+                    while done < n:  # a read may span segment edges: digest it piece by piece
+                        idx = (pos + done - offset) // segment
+                        if idx != cur:  # the previous segment is complete: reads are in order
+                            _store_le(digests + 8 * cur, _final(algo, st, st64, crc))
+                            XXH3_64bits_reset(st)
+                            XXH64_reset(st64, 0)
+                            crc = C_INITIAL
+                            cur = idx
+                        take = offset + (idx + 1) * segment - (pos + done)
+                        if take > <long long>(n - done):
+                            take = n - done
+                        if algo == XX64:
+                            XXH64_update(st64, data + done, take)
+                        elif algo == XXH3:
+                            XXH3_64bits_update(st, data + done, take)
+                        else:
+                            crc = mayastor_crc32c_update(crc, data + done, take)
+                        done += take
                     got += n
                     ra_release(&ra)
                 if got == length:

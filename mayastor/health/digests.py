@@ -13,6 +13,7 @@ from ..errors import InvalidArgument
 
 ALIGN = 512  # O_DIRECT on 512-byte logical blocks (a 4 KiB-block device refuses odd ranges itself)
 MAX_SEGMENT = 64 << 20
+READ = 4 << 20  # bytes per read, whatever the segment: fewer, larger reads keep a scan I/O-bound
 MAX_SEGMENTS = 65536  # per request: 512 KiB of digests, well inside gRPC's message limit
 DEFAULT_SEGMENT = 1 << 20
 DEFAULT_ALGORITHM = DEFAULT
@@ -54,7 +55,7 @@ def scan(device: str, offset: int, length: int, segment: int, algorithm: str = D
     O_DIRECT (a leg's page cache may be stale: the nexus writes reach it through md)."""
     fd = os.open(device, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
     try:
-        raw = scan_range(fd, offset, length, segment, AlignedBuffer(min(segment, 1 << 20)), algorithm)
+        raw = scan_range(fd, offset, length, segment, AlignedBuffer(READ), algorithm)
     finally:
         os.close(fd)
     return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]

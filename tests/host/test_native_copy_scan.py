@@ -92,6 +92,7 @@ def test_scan_digests_per_segment_match_digest_of_bytes(tmp_path):
     try:
         out = nscan.scan_range(fd, 0, len(data), 2 * MiB, buf)  # segments larger than the buffer
         by_algo = {a: nscan.scan_range(fd, 0, len(data), 2 * MiB, buf, a) for a in nscan.ALGORITHMS}
+        tiny = nscan.scan_range(fd, 8192, MiB + 4096, 4096, buf)  # many segments in one read
         odd = nscan.scan_range(fd, 4096, 3 * MiB, 512 * 1024, buf)  # smaller, at an offset
         with pytest.raises(OSError):
             nscan.scan_range(fd, 0, len(data) + 1, MiB, buf)
@@ -100,6 +101,9 @@ def test_scan_digests_per_segment_match_digest_of_bytes(tmp_path):
     got = struct.unpack(f"<{len(out) // 8}Q", out)
     want = [nscan.digest_bytes(data[i:i + 2 * MiB]) for i in range(0, len(data), 2 * MiB)]
     assert list(got) == want and len(want) == 3
+    assert list(struct.unpack(f"<{257 * 1}Q", tiny[:257 * 8])) == [
+        nscan.digest_bytes(data[8192 + i * 4096:8192 + (i + 1) * 4096]) for i in range(257)]
+    assert len(tiny) == 257 * 8
     for a, raw in by_algo.items():
         assert list(struct.unpack("<3Q", raw)) == [nscan.digest_bytes(data[i:i + 2 * MiB], a)
                                                    for i in range(0, len(data), 2 * MiB)]
