@@ -19,12 +19,25 @@ from ..client.context import Context, endpoint  # noqa: E402
 def build(bind: str, out=None):
     """A ConfigShell with our tree, talking to the daemon at ``bind``; ``out``: a file for all its
     output (tests), else the terminal."""
-    from configshell_fb import ConfigShell
+    from configshell_fb import ConfigShell, ExecutionError
     from configshell_fb.console import Console
 
     from .nodes import Node, Nexuses, Nvmet, Pools
 
-    shell = ConfigShell(None)  # no preferences or history files: nothing written to $HOME
+    class Shell(ConfigShell):
+        def run_cmdline(self, cmdline):
+            """Each command line sees the daemon's state of now (paths resolve against it); ls and
+            cd within it do not read it again."""
+            if cmdline and cmdline.strip():
+                root.fresh = False
+                try:
+                    root.refresh_all()
+                except grpc.RpcError as exc:
+                    detail = (exc.details() or "").replace("\n", " ")
+                    raise ExecutionError(f"gRPC status {exc.code().name}: {detail}") from None
+            return super().run_cmdline(cmdline)
+
+    shell = Shell(None)  # no preferences or history files: nothing written to $HOME
     shell.prefs["color_mode"] = False
     if out is not None:
         # configshell's Console is a Borg (all instances share state): make it after the shell's own
@@ -52,7 +65,6 @@ def run(shell, root, commands: list[str]) -> int:
         if not cmd:
             continue
         try:
-            root.refresh_tree()
             shell.run_cmdline(cmd)
         except grpc.RpcError as exc:
             detail = (exc.details() or "").replace("\n", " ")
@@ -74,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command:
         text = sys.stdin.read() if args.command == ["-"] else " ".join(args.command)
         return run(shell, root, [c for line in text.splitlines() for c in line.split(";")])
-    root.refresh_tree()
-    shell.run_interactive()
-    return 0
+    while True:  # configshell's loop ends at the first error: report it and carry on, as targetcli does
+        try:
+            shell.run_interactive()
+            return 0
+        except Exception as exc:  # noqa: BLE001
+            shell.log.error(str(exc))

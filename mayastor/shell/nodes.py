@@ -46,6 +46,13 @@ class Node(ConfigNode):
             if isinstance(child, Node):
                 child.refresh_tree()
 
+    def refresh_all(self) -> None:
+        """Re-read the whole tree unless that was just done for this same command line."""
+        root = self.get_root()
+        if not getattr(root, "fresh", False):
+            root.refresh_tree()
+            root.fresh = True
+
     def _sync(self, wanted: dict[str, tuple]) -> None:
         """Children named as ``wanted`` (name -> (class, args)): gone ones removed, new ones added."""
         have = {c.name: c for c in self.children}
@@ -73,12 +80,12 @@ class Node(ConfigNode):
 
     def ui_command_ls(self, path=None, depth=None):
         '''Lists the tree under path (read fresh from the daemon).'''
-        self.get_root().refresh_tree()
+        self.refresh_all()
         return super().ui_command_ls(path, depth)
 
     def ui_command_cd(self, path=None):
         '''Moves to path (read fresh from the daemon).'''
-        self.get_root().refresh_tree()
+        self.refresh_all()
         return super().ui_command_cd(path)
 
 

@@ -119,7 +119,7 @@ def test_bad_input_is_refused_and_changes_nothing(daemon, tmp_path):
 
     seen = []
 
-    @settings(max_examples=120, deadline=None, database=None,
+    @settings(max_examples=60, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(calls)
     def check(call):

@@ -124,7 +124,7 @@ def test_three_way_nexus_remote_child_fails_and_comes_back(nodes, tmp_path):
     fio = subprocess.Popen(
         ["fio", "--name=nexus", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--direct=1", "--ioengine=psync",
          "--size=16M", "--verify=crc32c", "--verify_backlog=64", "--rate_iops=100", "--time_based",
-         "--runtime=45", "--do_verify=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--runtime=35", "--do_verify=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(5)
         # the remote child's target goes away: its nvmet port link is removed on node 2

@@ -52,7 +52,8 @@ def wait_for(pred, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.slow  # ~7 min under TCG (each refresh of the tree is several RPCs): `scripts/test slow`
+@pytest.mark.timeout(1200)
 def test_shell_tour(daemon, tmp_path):
     sh = Session()
     sh(f"/pools create shpool aio://{tmp_path}/sh.img?size_mb=256")
