@@ -66,6 +66,21 @@ def human(n: int, units: str) -> str:
     return f"{int(v)} B" if k == 0 else f"{v:.2f} {names[k]}"
 
 
+def add_pool_choice(parser) -> None:
+    """--pool-uuid | --pool-name, as io-engine-client takes them for destroy and wipe."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--pool-uuid")
+    g.add_argument("--pool-name")
+
+
+def set_pool(req, a) -> None:
+    """Fill a request's ``oneof pool`` from --pool-uuid/--pool-name, when given."""
+    if a.pool_uuid:
+        req.pool_uuid = a.pool_uuid
+    elif a.pool_name:
+        req.pool_name = a.pool_name
+
+
 class Context:
     def __init__(self, bind: str, quiet: bool = False, verbose: int = 0, units: str = "b", output: str = "default",
                  out=None):

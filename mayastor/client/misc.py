@@ -8,7 +8,7 @@ import time
 from google.protobuf.empty_pb2 import Empty
 
 from ..grpc import protos as P
-from .context import Context, UsageError, parse_size
+from .context import Context, UsageError, add_pool_choice, parse_size, set_pool
 
 WIPE_METHODS = {"none": 0, "writezeroes": 1, "unmap": 2, "writepattern": 3, "checksum": 4}
 WIPE_NAMES = {v: k for k, v in WIPE_METHODS.items()}
@@ -46,9 +46,7 @@ def register(sub) -> None:
     w = test.add_parser("wipe", help="wipe or checksum a replica")
     w.add_argument("resource", choices=("replica",))
     w.add_argument("uuid")
-    g = w.add_mutually_exclusive_group()
-    g.add_argument("--pool-uuid")
-    g.add_argument("--pool-name")
+    add_pool_choice(w)
     w.add_argument("--method", type=str.lower, choices=sorted(WIPE_METHODS), default="writezeroes")
     w.add_argument("--chunk-size", type=parse_size, default=0)
     w.set_defaults(func=test_wipe)
@@ -167,10 +165,7 @@ def test_wipe(ctx: Context, a) -> None:
     method = WIPE_METHODS[a.method]
     req = P.test.WipeReplicaRequest(uuid=a.uuid, wipe_options=P.test.StreamWipeOptions(
         options=P.test.WipeOptions(wipe_method=method), chunk_size=a.chunk_size))
-    if a.pool_uuid:
-        req.pool_uuid = a.pool_uuid
-    elif a.pool_name:
-        req.pool_name = a.pool_name
+    set_pool(req, a)
     began = time.monotonic()
     headers = ["UUID", "TOTAL_BYTES", "CHUNK_SIZE", "LAST_CHUNK_SIZE", "TOTAL_CHUNKS", "WIPED_BYTES", "WIPED_CHUNKS",
                "REMAINING_BYTES", "BANDWIDTH", "CHECKSUM"]

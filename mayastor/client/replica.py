@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..grpc import protos as P
-from .context import Context, UsageError, parse_size
+from .context import Context, UsageError, add_pool_choice, parse_size, set_pool
 
 PROTOCOLS = {"none": 0, "nvmf": 1}
 SHARE_NAMES = {0: "none", 1: "nvmf", 2: "iscsi"}
@@ -23,9 +23,7 @@ def register(sub) -> None:
     c.set_defaults(func=create)
     d = p.add_parser("destroy", help="destroy a replica")
     d.add_argument("uuid")
-    g = d.add_mutually_exclusive_group()
-    g.add_argument("--pool-uuid")
-    g.add_argument("--pool-name")
+    add_pool_choice(d)
     d.set_defaults(func=destroy)
     s = p.add_parser("share", help="share a replica")
     s.add_argument("uuid")
@@ -58,10 +56,7 @@ def create(ctx: Context, a) -> None:
 
 def destroy(ctx: Context, a) -> None:
     req = P.replica.DestroyReplicaRequest(uuid=a.uuid)
-    if a.pool_uuid:
-        req.pool_uuid = a.pool_uuid
-    elif a.pool_name:
-        req.pool_name = a.pool_name
+    set_pool(req, a)
     ctx.replica.DestroyReplica(req)
     if not ctx.as_json:
         ctx.say(f"replica: {a.uuid} is deleted")

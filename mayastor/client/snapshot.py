@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..grpc import protos as P
-from .context import Context
+from .context import Context, add_pool_choice, set_pool
 from .replica import SHARE_NAMES
 
 
@@ -31,9 +31,7 @@ def register(sub) -> None:
     lc.set_defaults(func=list_clone)
     d = p.add_parser("destroy", help="destroy a snapshot")
     d.add_argument("snapshot_uuid")
-    g = d.add_mutually_exclusive_group()
-    g.add_argument("--pool-uuid")
-    g.add_argument("--pool-name")
+    add_pool_choice(d)
     d.set_defaults(func=destroy)
 
 
@@ -106,10 +104,7 @@ def list_clone(ctx: Context, a) -> None:
 
 def destroy(ctx: Context, a) -> None:
     req = P.snapshot.DestroySnapshotRequest(snapshot_uuid=a.snapshot_uuid)
-    if a.pool_uuid:
-        req.pool_uuid = a.pool_uuid
-    elif a.pool_name:
-        req.pool_name = a.pool_name
+    set_pool(req, a)
     ctx.snapshot.DestroySnapshot(req)
     if not ctx.as_json:
         ctx.say(f"snapshot: {a.snapshot_uuid} is deleted")

@@ -128,19 +128,20 @@ def discard_max_bytes(dev: str) -> int:
         return 0
 
 
-def discard(dev: str, start: int, length: int) -> None:
-    """Discard (unmap) a byte range; on a dm-thin volume the range then reads as zeros."""
+def _range_ioctl(dev: str, request: int, start: int, length: int) -> None:
+    """BLKDISCARD/BLKZEROOUT: both take u64 {start, length} in bytes on a writable fd."""
     fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", start, length))
+        fcntl.ioctl(fd, request, struct.pack("QQ", start, length))
     finally:
         os.close(fd)
+
+
+def discard(dev: str, start: int, length: int) -> None:
+    """Discard (unmap) a byte range; on a dm-thin volume the range then reads as zeros."""
+    _range_ioctl(dev, BLKDISCARD, start, length)
 
 
 def zero_out(dev: str, start: int, length: int) -> None:
     """Make a byte range read as zeros (BLKZEROOUT: write-zeroes offload or zero pages)."""
-    fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", start, length))
-    finally:
-        os.close(fd)
+    _range_ioctl(dev, BLKZEROOUT, start, length)

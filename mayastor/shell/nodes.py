@@ -70,6 +70,17 @@ class Node(ConfigNode):
     def update(self, *args) -> None:
         pass
 
+    def child_named(self, name: str, missing: str):
+        """The child called ``name``; ExecutionError(``missing``) when there is none."""
+        child = next((c for c in self.children if c.name == name), None)
+        if child is None:
+            raise ExecutionError(missing)
+        return child
+
+    def ui_complete_delete(self, parameters, text, current_param):
+        """Completes the names of this node's children (the collections' delete <name>)."""
+        return [c.name for c in self.children if c.name.startswith(text)] if current_param == "name" else []
+
     def execute_command(self, command, pparams=[], kparams={}):  # noqa: B006  (configshell's signature)
         """gRPC errors become the shell's own error: one line, and the REPL carries on."""
         try:
@@ -116,8 +127,6 @@ class Pools(Node):
         self.shell.log.info(f"Deleted pool {name}.")
         self.refresh()
 
-    def ui_complete_delete(self, parameters, text, current_param):
-        return [c.name for c in self.children if c.name.startswith(text)] if current_param == "name" else []
 
 
 class Pool(Node):
@@ -162,15 +171,11 @@ class Replicas(Node):
 
     def ui_command_delete(self, name):
         '''Destroys a replica of this pool: delete <name>.'''
-        child = next((c for c in self.children if c.name == name), None)
-        if child is None:
-            raise ExecutionError(f"no replica {name} in pool {self.parent.name}")
+        child = self.child_named(name, f"no replica {name} in pool {self.parent.name}")
         self.api.replica.DestroyReplica(P.replica.DestroyReplicaRequest(uuid=child.msg.uuid))
         self.shell.log.info(f"Deleted replica {name}.")
         self.refresh()
 
-    def ui_complete_delete(self, parameters, text, current_param):
-        return [c.name for c in self.children if c.name.startswith(text)] if current_param == "name" else []
 
 
 class Replica(Node):
@@ -238,15 +243,11 @@ class Nexuses(Node):
 
     def ui_command_delete(self, name):
         '''Destroys a nexus: delete <name>.'''
-        child = next((c for c in self.children if c.name == name), None)
-        if child is None:
-            raise ExecutionError(f"no nexus {name}")
+        child = self.child_named(name, f"no nexus {name}")
         self.api.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=child.msg.uuid))
         self.shell.log.info(f"Deleted nexus {name}.")
         self.refresh()
 
-    def ui_complete_delete(self, parameters, text, current_param):
-        return [c.name for c in self.children if c.name.startswith(text)] if current_param == "name" else []
 
 
 class Nexus(Node):
