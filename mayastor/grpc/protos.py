@@ -1,4 +1,4 @@
-"""Message and service classes of our own .proto files in proto/v1.
+"""Message and service classes of our own .proto files: proto/v1 (io-engine) and proto/csi (CSI).
 
 `scripts/setup` generates them once into mayastor/grpc/_gen (genprotos.py; not in git).
 When that copy is missing or older than a .proto file, grpcio's runtime importer compiles them in
@@ -9,40 +9,37 @@ TCG test VM), hence the generated copy.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
 import grpc
 
-PROTO_DIR = Path(os.environ.get("MAYASTOR_PROTO_DIR") or Path(__file__).resolve().parents[2] / "proto" / "v1")
-GEN_DIR = Path(__file__).resolve().parent / "_gen"
+from .genprotos import CSI_PROTO_DIR, GEN_DIR, PROTO_DIR  # noqa: F401  (CSI_PROTO_DIR for the CSI plugin)
+
 NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "json", "registration", "test")
 
 
-def _generated_is_fresh() -> bool:
+def _generated_is_fresh(proto_dir: Path, names: tuple[str, ...]) -> bool:
     try:
-        newest = max(p.stat().st_mtime for p in PROTO_DIR.glob("*.proto"))
+        newest = max(p.stat().st_mtime for p in proto_dir.glob("*.proto"))
         return all((GEN_DIR / f"{n}{s}.py").stat().st_mtime >= newest
-                   for n in NAMES for s in ("_pb2", "_pb2_grpc"))
+                   for n in names for s in ("_pb2", "_pb2_grpc"))
     except (OSError, ValueError):
         return False
 
 
-if _generated_is_fresh():
-    if str(GEN_DIR) not in sys.path:
-        sys.path.append(str(GEN_DIR))  # generated modules import each other flat ("import common_pb2")
-
-    def _load(name: str):
-        return importlib.import_module(f"{name}_pb2"), importlib.import_module(f"{name}_pb2_grpc")
-else:
-    if str(PROTO_DIR) not in sys.path:
-        sys.path.append(str(PROTO_DIR))  # the importer resolves flat imports ("common.proto") through sys.path
-
-    def _load(name: str):
-        return grpc.protos_and_services(f"{name}.proto")
+def load(proto_dir: Path, names: tuple[str, ...]):
+    """A loader of (messages, services) modules by proto file name: generated or compiled now."""
+    if _generated_is_fresh(proto_dir, names):
+        if str(GEN_DIR) not in sys.path:
+            sys.path.append(str(GEN_DIR))  # generated modules import each other flat ("import common_pb2")
+        return lambda name: (importlib.import_module(f"{name}_pb2"), importlib.import_module(f"{name}_pb2_grpc"))
+    if str(proto_dir) not in sys.path:
+        sys.path.append(str(proto_dir))  # the importer resolves flat imports ("common.proto") through sys.path
+    return lambda name: grpc.protos_and_services(f"{name}.proto")
 
 
+_load = load(PROTO_DIR, NAMES)
 common, _ = _load("common")
 pool, pool_grpc = _load("pool")
 replica, replica_grpc = _load("replica")

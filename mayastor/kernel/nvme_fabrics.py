@@ -312,3 +312,37 @@ def wait_for_namespace(ns_uuid: str, timeout: float = 10.0) -> NamespaceDevice:
             raise FabricsError(errno.ETIMEDOUT, f"wait for namespace {ns_uuid}",
                                "no block device with that uuid appeared", ns_uuid)
         time.sleep(0.05)
+
+
+def subsysnqn_of(block_name: str) -> str | None:
+    """The subsystem NQN of a namespace block device (``device`` is its controller, or with
+    native multipath its subsystem; both carry ``subsysnqn``), None for other devices."""
+    if not re.fullmatch(r"nvme\d+(c\d+)?n\d+", block_name):
+        return None
+    return _ns_attr(block_name, "device/subsysnqn")
+
+
+def namespaces_of(nqn: str) -> list[NamespaceDevice]:
+    return [ns for ns in list_namespaces() if subsysnqn_of(ns.name) == nqn]
+
+
+def wait_for_subsystem_namespace(nqn: str, timeout: float = 10.0) -> NamespaceDevice:
+    """The (first) namespace block device of subsystem ``nqn`` once the host's scan made it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [ns for ns in namespaces_of(nqn) if os.path.exists(ns.path)]
+        if found:
+            return min(found, key=lambda ns: ns.nsid)
+        if time.monotonic() > deadline:
+            raise FabricsError(errno.ETIMEDOUT, f"wait for a namespace of {nqn}",
+                               "no block device of that subsystem appeared", nqn)
+        time.sleep(0.05)
+
+
+def rescan(ctrl: Controller) -> None:
+    """Ask the host to re-read the controller's namespaces (sizes included)."""
+    try:
+        with open(os.path.join(ctrl.sysfs, "rescan_controller"), "w") as f:
+            f.write("1")
+    except FileNotFoundError:
+        pass  # controller gone meanwhile

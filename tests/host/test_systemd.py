@@ -27,7 +27,23 @@ def test_unit_verifies_cleanly(tmp_path):
     assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
     with open(os.path.join(ROOT, "systemd", "mayastor-modules.conf")) as f:
         mods = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    assert {"nvmet-tcp", "dm-raid", "dm-thin-pool", "dm-era", "nbd"} <= set(mods)
+    assert {"nvmet-tcp", "dm-raid", "dm-thin-pool", "dm-era", "nbd", "nvme-tcp"} <= set(mods)
+
+
+def test_csi_unit_verifies_cleanly(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "mayastor-csi")
+    with open(os.path.join(ROOT, "systemd", "mayastor-csi.service")) as f:
+        text = f.read()
+    assert "Type=notify" in text and "Restart=on-failure" in text
+    # its mounts must reach the host's namespace: nothing that gives the service its own
+    for key in ("ProtectSystem=", "ProtectHome=", "PrivateTmp=", "PrivateMounts=", "PrivateDevices=",
+                "ProtectKernelModules=", "ProtectKernelTunables=", "ProtectControlGroups=", "ReadOnlyPaths=",
+                "InaccessiblePaths=", "TemporaryFileSystem="):
+        assert key not in text
+    unit = tmp_path / "mayastor-csi.service"
+    unit.write_text(text.replace("/usr/local/bin/mayastor-csi", exe))
+    p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
 
 
 @pytest.fixture
