@@ -13,7 +13,7 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from ..grpc import protos as P
+from ..grpc.stubs import Stubs
 
 DEFAULT_PORT = 10124
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -81,7 +81,7 @@ def set_pool(req, a) -> None:
         req.pool_name = a.pool_name
 
 
-class Context:
+class Context(Stubs):
     def __init__(self, bind: str, quiet: bool = False, verbose: int = 0, units: str = "b", output: str = "default",
                  out=None):
         self.target = endpoint(bind)
@@ -89,15 +89,7 @@ class Context:
         self.units_kind = units
         self.output = output
         self.out = out or sys.stdout
-        self.channel = grpc.insecure_channel(self.target)
-        self.pool = P.pool_grpc.PoolRpcStub(self.channel)
-        self.replica = P.replica_grpc.ReplicaRpcStub(self.channel)
-        self.snapshot = P.snapshot_grpc.SnapshotRpcStub(self.channel)
-        self.nexus = P.nexus_grpc.NexusRpcStub(self.channel)
-        self.host = P.host_grpc.HostRpcStub(self.channel)
-        self.stats = P.stats_grpc.StatsRpcStub(self.channel)
-        self.json = P.json_grpc.JsonRpcStub(self.channel)
-        self.test = P.test_grpc.TestRpcStub(self.channel)
+        super().__init__(grpc.insecure_channel(self.target))
         if self.verbosity > 1:
             self.say(f"Connecting to {self.target}")
 

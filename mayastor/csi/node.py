@@ -65,6 +65,13 @@ class Node(csi_grpc.NodeServicer):
             dev = device.by_devnum(m.devnum)
         return m, dev, device.volume_of(dev.name) if dev else None
 
+    def _own_mount(self, volume: str, path: str) -> tuple[mounts.Mount, Device | None, str | None] | None:
+        """What is mounted at ``path`` (None: nothing), refused when it is another volume."""
+        found = self._mounted_volume(path)
+        if found is not None and found[2] not in (volume, None):
+            raise FailedPrecondition(f"{path} holds volume {found[2]}, not {volume}")
+        return found
+
     def _volume_at(self, volume: str, path: str, what: str) -> tuple[mounts.Mount, Device]:
         """The mount of ``volume`` at ``path``; NOT_FOUND when the path does not hold it."""
         if not os.path.exists(path):
@@ -123,11 +130,9 @@ class Node(csi_grpc.NodeServicer):
         volume = req.volume_id(request.volume_id)
         staging = req.path(request.staging_target_path, "staging_target_path")
         with self._lock(volume):
-            found = self._mounted_volume(staging)
+            found = self._own_mount(volume, staging)
             if found is not None:
-                m, dev, owner = found
-                if owner not in (volume, None):
-                    raise FailedPrecondition(f"{staging} holds volume {owner}, not {volume}")
+                m, dev, _ = found
                 self._refuse_if_published(volume, m.devnum, dev, exclude=staging)
                 mounts.umount_all(staging)
             else:
@@ -190,10 +195,7 @@ class Node(csi_grpc.NodeServicer):
         volume = req.volume_id(request.volume_id)
         target = req.path(request.target_path, "target_path")
         with self._lock(volume):
-            found = self._mounted_volume(target)
-            if found is not None:
-                if found[2] not in (volume, None):
-                    raise FailedPrecondition(f"{target} holds volume {found[2]}, not {volume}")
+            if self._own_mount(volume, target) is not None:
                 mounts.umount_all(target)
             if os.path.isdir(target):
                 os.rmdir(target)

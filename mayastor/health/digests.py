@@ -41,13 +41,17 @@ def check_range(offset: int, length: int, segment: int, size: int, algorithm: st
     return count
 
 
-def parse_request(params: dict) -> tuple[int, int, int, str]:
-    """(offset, length, segment, algorithm) from JSON params, types checked."""
+def parse_segment(params: dict) -> tuple[int, str]:
+    """(segment, algorithm) from JSON params, types checked (defaults: 1 MiB, xxh64)."""
     algorithm = params.get("algorithm", DEFAULT)
     if not isinstance(algorithm, str):
         raise InvalidArgument("algorithm must be a string")
-    return (_int(params, "offset", 0), _int(params, "length"), _int(params, "segment", DEFAULT_SEGMENT),
-            algorithm)
+    return _int(params, "segment", DEFAULT_SEGMENT), algorithm
+
+
+def parse_request(params: dict) -> tuple[int, int, int, str]:
+    """(offset, length, segment, algorithm) from JSON params, types checked."""
+    return (_int(params, "offset", 0), _int(params, "length"), *parse_segment(params))
 
 
 def scan(device: str, offset: int, length: int, segment: int, algorithm: str = DEFAULT) -> list[int]:

@@ -15,17 +15,25 @@ class PeerError(Exception):
     """The peer did not answer for this replica (unreachable, unknown replica, refused)."""
 
 
-def remote_digests(endpoint: str, ident: dict, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
-    params = {**ident, "offset": offset, "length": length, "segment": segment, "algorithm": algorithm}
-    with grpc.insecure_channel(endpoint) as ch:
-        stub = P.json_grpc.JsonRpcStub(ch)
+class Peer:
+    """Another node's JsonRpc, over one channel for the whole verify."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self._channel = grpc.insecure_channel(endpoint)
+        self._stub = P.json_grpc.JsonRpcStub(self._channel)
+
+    def digests(self, ident: dict, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
+        params = {**ident, "offset": offset, "length": length, "segment": segment, "algorithm": algorithm}
         try:
-            reply = stub.JsonRpcCall(P.json.JsonRpcRequest(method="replica_digests", params=json.dumps(params)),
-                                     timeout=TIMEOUT)
+            reply = self._stub.JsonRpcCall(P.json.JsonRpcRequest(method="replica_digests", params=json.dumps(params)),
+                                           timeout=TIMEOUT)
         except grpc.RpcError as exc:
             raise PeerError(f"{exc.code().name}: {exc.details()}") from None
-    out = json.loads(reply.result)
-    got = [int(d, 16) for d in out["digests"]]
-    if len(got) != -(-length // segment):
-        raise PeerError(f"{endpoint} returned {len(got)} digests for {length} bytes in {segment}-byte segments")
-    return got
+        got = [int(d, 16) for d in json.loads(reply.result)["digests"]]
+        if len(got) != -(-length // segment):
+            raise PeerError(f"{self.endpoint} returned {len(got)} digests for {length} bytes in {segment}-byte segments")
+        return got
+
+    def close(self) -> None:
+        self._channel.close()

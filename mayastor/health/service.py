@@ -40,7 +40,7 @@ class HealthService:
 
     def nexus_verify(self, params: dict) -> dict:
         uuid = validate.uuid(_str(params, "uuid"), "nexus uuid")
-        _, length, segment, algorithm = D.parse_request({"length": 0, **params})
+        segment, algorithm = D.parse_segment(params)
         repair = params.get("repair", False)
         if not isinstance(repair, bool):
             raise InvalidArgument("repair must be true or false")

@@ -29,7 +29,7 @@ from ..errors import FailedPrecondition, InvalidArgument, MayastorError
 from ..nexus.stack import META_BYTES
 from ..nexus.uri import parse as parse_uri
 from . import digests as D
-from .peers import PeerError, remote_digests
+from .peers import Peer, PeerError
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +61,21 @@ class ChildScan:
     uri: str
     cid: int
     leg: str  # the leg's data device on this node (reads and, through md, repairs)
-    endpoint: str | None  # the node serving its digests, None = read here
+    peer: Peer | None  # the node serving its digests, None = read here
     ident: dict  # how that node names the replica ({"uuid": ..} or {"name": ..})
     via: str = "local"
 
     def digests(self, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
-        if self.endpoint is not None:
+        if self.peer is not None:
             try:
-                out = remote_digests(self.endpoint, self.ident, META_BYTES + offset, length, segment, algorithm)
-                self.via = f"peer {self.endpoint}"
+                out = self.peer.digests(self.ident, META_BYTES + offset, length, segment, algorithm)
+                self.via = f"peer {self.peer.endpoint}"
                 return out
             except PeerError as exc:
                 # the node did not answer for this replica: read it through our own connection
                 log.warning("verify: %s: digests from %s failed (%s); reading through the nexus's path",
-                            self.uri, self.endpoint, exc)
-                self.endpoint = None
+                            self.uri, self.peer.endpoint, exc)
+                self.peer = None
                 self.via = "nexus path"
         return D.scan(self.leg, offset, length, segment, algorithm)
 
@@ -83,9 +83,12 @@ class ChildScan:
 class Verifier:
     def __init__(self, nexuses, grpc_port: int):
         self.nx, self.grpc_port = nexuses, grpc_port
+        self._peers: dict[str, Peer] = {}
+        self._pool: ThreadPoolExecutor | None = None  # digests of all children side by side
 
     # setup --------------------------------------------------------------------------------------
     def _children(self, row, kids, peers: dict[str, str]) -> list[ChildScan]:
+        """The raid's children; a remote one gets the Peer of its node (one per endpoint, in self._peers)."""
         st = self.nx.stack(row.uuid)
         out = []
         for kid in self.nx.raid_members(row, kids):
@@ -93,12 +96,15 @@ class Verifier:
             if leg is None:
                 raise FailedPrecondition(f"child {kid.uri} has no leg device")
             u = parse_uri(kid.uri)
-            endpoint, ident = None, {}
+            peer, ident = None, {}
             if u.scheme == "nvmf":
                 endpoint = peers.get(u.host, f"{u.host}:{self.grpc_port}")
+                if endpoint not in self._peers:
+                    self._peers[endpoint] = Peer(endpoint)
+                peer = self._peers[endpoint]
                 nqn_name = u.path.split(":", 1)[1] if ":" in u.path else u.path
                 ident = {"uuid": u.uuid} if u.uuid else {"name": nqn_name}
-            out.append(ChildScan(kid.uri, kid.id, leg, endpoint, ident))
+            out.append(ChildScan(kid.uri, kid.id, leg, peer, ident))
         return out
 
     def _check_ready(self, row, kids) -> None:
@@ -130,21 +136,25 @@ class Verifier:
             self._check_ready(row, kids)
             size = row.size
             D.check_range(0, 0, segment, size, algorithm)  # the segment and algorithm
-            children = self._children(row, kids, peers or {})
-            if len(children) < 2:
-                raise FailedPrecondition(f"nexus {uuid} has {len(children)} child in its raid: nothing to compare")
-            order = [c.uri for c in children]
-            suspects = self._scan(children, size, segment, algorithm)
-            confirmed = self._confirm(uuid, children, suspects, size, segment, algorithm)
-            findings = []
-            for i, values in confirmed:
-                off = i * segment
-                src, why = pick_source(values, order, prefer)
-                findings.append({"offset": off, "length": min(segment, size - off),
-                                 "digests": {u: f"{v:016x}" for u, v in values.items()},
-                                 "source": src, "decision": why, "repaired": False})
-            if repair and findings:
-                self._repair(uuid, children, findings, segment, algorithm)
+            try:
+                children = self._children(row, kids, peers or {})
+                if len(children) < 2:
+                    raise FailedPrecondition(f"nexus {uuid} has {len(children)} child in its raid: nothing to compare")
+                self._pool = ThreadPoolExecutor(max_workers=len(children), thread_name_prefix="verify")
+                order = [c.uri for c in children]
+                suspects = self._scan(children, size, segment, algorithm)
+                confirmed = self._confirm(uuid, children, suspects, size, segment, algorithm)
+                findings = []
+                for i, values in confirmed:
+                    off = i * segment
+                    src, why = pick_source(values, order, prefer)
+                    findings.append({"offset": off, "length": min(segment, size - off),
+                                     "digests": {u: f"{v:016x}" for u, v in values.items()},
+                                     "source": src, "decision": why, "repaired": False})
+                if repair and findings:
+                    self._repair(uuid, children, findings, segment, algorithm)
+            finally:
+                self._close()
             status = self.nx.stack(uuid).status()
         return {"uuid": uuid, "size": size, "segment": segment, "algorithm": algorithm,
                 "segments": -(-size // segment),
@@ -154,10 +164,17 @@ class Verifier:
                 "raid": {"sync_action": status.sync_action, "mismatch_cnt": status.mismatch_cnt} if status else None,
                 "seconds": round(time.monotonic() - began, 3)}
 
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        for peer in self._peers.values():
+            peer.close()
+        self._peers.clear()
+
     def _digest_all(self, children, offset: int, length: int, segment: int, algorithm: str) -> list[list[int]]:
-        with ThreadPoolExecutor(max_workers=len(children), thread_name_prefix="verify") as pool:
-            futs = [pool.submit(c.digests, offset, length, segment, algorithm) for c in children]
-            return [f.result() for f in futs]
+        futs = [self._pool.submit(c.digests, offset, length, segment, algorithm) for c in children]
+        return [f.result() for f in futs]
 
     def _scan(self, children, size: int, segment: int, algorithm: str) -> list[int]:
         suspects = []

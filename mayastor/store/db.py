@@ -27,12 +27,45 @@ def alembic_config(url: str):
     return cfg
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
-    cur.execute("PRAGMA synchronous=FULL")  # an acknowledged change survives power loss
-    cur.close()
+# SQLite's WAL keeps its index in a shared mapping of <db>-shm, which host-shared and network
+# filesystems do not offer (on the test VM's 9p share every read then fails with "disk I/O
+# error"); there the database uses a rollback journal instead.
+NO_SHARED_MMAP = ("9p", "nfs", "nfs4", "cifs", "smb3", "fuse.sshfs")
+
+
+def filesystem_of(path: str, mountinfo: str | None = None) -> str:
+    """The type of the filesystem ``path`` is on (the longest mount point above it)."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    best, fs = "", ""
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if "-" not in fields[6:]:
+            continue
+        target = fields[4].replace("\\040", " ")
+        inside = path == target or path.startswith(target.rstrip("/") + "/")
+        if inside and len(target) >= len(best):
+            best, fs = target, fields[fields.index("-", 6) + 1]
+    return fs
+
+
+def journal_mode(path: str, mountinfo: str | None = None) -> str:
+    try:
+        fs = filesystem_of(os.path.abspath(path), mountinfo)
+    except OSError:
+        return "WAL"
+    return "DELETE" if fs in NO_SHARED_MMAP else "WAL"
+
+
+def _sqlite_pragmas(mode: str):
+    def apply(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA journal_mode={mode}")  # WAL: readers do not block the writer
+        cur.execute("PRAGMA synchronous=FULL")  # an acknowledged change survives power loss
+        cur.close()
+    return apply
 
 
 class Store:
@@ -71,7 +104,7 @@ def open_store(path: str) -> Store:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     url = f"sqlite:///{os.path.abspath(path)}"
     engine = create_engine(url, connect_args={"timeout": 30})  # wait for the writer, don't fail
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(journal_mode(path)))
     if _stored_revision(path) != SCHEMA_HEAD:
         from alembic import command
         with engine.begin() as conn:

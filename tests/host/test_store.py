@@ -98,3 +98,16 @@ def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
         assert (r.name, r.kind, r.discarded, r.source_uuid) == ("rep-1", "replica", False, None)
         assert db.get(Pool, "p1").transaction_id == 3
     s.close()
+
+
+def test_journal_mode_follows_the_filesystem():
+    from mayastor.store.db import filesystem_of, journal_mode
+    info = ("1 0 0:20 / / ro,relatime - 9p /dev/root ro,trans=virtio\n"
+            "2 1 0:30 / /tmp rw - overlay virtme_rw_overlay7 rw\n"
+            "3 1 0:31 / /work/main rw - 9p virtme.initmount0 rw\n"
+            "4 3 0:32 / /work/main/my\\040state rw - ext4 /dev/vda rw\n")
+    assert filesystem_of("/work/main/.state/state.db", info) == "9p"
+    assert journal_mode("/work/main/.state/state.db", info) == "DELETE"  # WAL needs a shared mmap
+    assert journal_mode("/tmp/x/state.db", info) == "WAL"
+    assert journal_mode("/work/main/my state/state.db", info) == "WAL"
+    assert filesystem_of("/work/mainly/x", info) == "9p"  # /work/main is not a prefix of /work/mainly

@@ -8,26 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import grpc
 
 from mayastor.grpc import protos as P
+from mayastor.grpc.stubs import Stubs
 
 
-@dataclass
-class Client:
-    channel: grpc.Channel
-
-    def __post_init__(self) -> None:
-        self.pool = P.pool_grpc.PoolRpcStub(self.channel)
-        self.replica = P.replica_grpc.ReplicaRpcStub(self.channel)
-        self.snapshot = P.snapshot_grpc.SnapshotRpcStub(self.channel)
-        self.host = P.host_grpc.HostRpcStub(self.channel)
-        self.stats = P.stats_grpc.StatsRpcStub(self.channel)
-        self.nexus = P.nexus_grpc.NexusRpcStub(self.channel)
-        self.json = P.json_grpc.JsonRpcStub(self.channel)
-        self.test = P.test_grpc.TestRpcStub(self.channel)
+Client = Stubs  # the daemon's services over its channel
 
 
 class Daemon:

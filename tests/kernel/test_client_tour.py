@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 
@@ -22,7 +21,7 @@ from mayastor.client.main import main
 from mayastor.kernel import nvme_fabrics
 
 from .daemon import serve
-from .util import run
+from .util import run, wait_for
 
 NODE = "tour"
 PORT = 10124
@@ -74,16 +73,6 @@ def scrape() -> dict[tuple, float]:
 def metric(m: dict, sample: str, **labels) -> float | None:
     want = tuple(sorted(labels.items()))
     return next((v for (n, lab), v in m.items() if n == sample and all(x in lab for x in want)), None)
-
-
-def wait_for(pred, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(900)

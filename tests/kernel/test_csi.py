@@ -18,6 +18,7 @@ from mayastor.grpc import protos as P
 from mayastor.kernel import block, nvme_fabrics
 
 from .daemon import serve
+from .util import code_of
 
 NODE = "csinode"
 MiB = 1 << 20
@@ -50,14 +51,6 @@ def plugin(tmp_path_factory):
         log.seek(0)
         print(log.read()[-5000:])
         assert rc == 0 and not os.path.exists(sock)
-
-
-def code_of(call, request) -> grpc.StatusCode | None:
-    try:
-        call(request)
-    except grpc.RpcError as exc:
-        return exc.code()
-    return None
 
 
 def cap(fs: str | None, mode: int = MODES.SINGLE_NODE_WRITER) -> csi.VolumeCapability:

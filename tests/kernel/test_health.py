@@ -19,18 +19,12 @@ from mayastor.kernel import dm
 
 from .test_nexus import wait_for
 from .test_nexus_two_nodes import U, data_legs, nodes, replica  # noqa: F401  (nodes: the fixture)
-from .util import pattern, read_direct, write_direct
+from .util import code_of, pattern, read_direct, write_direct
 
 MiB = 1 << 20
 META = 4 * MiB  # a child's metadata area; nexus offset x is child offset META + x
 SIZE = 64 * MiB
 NONE, WRITE_ZEROES, UNMAP, WRITE_PATTERN, CHECKSUM = 0, 1, 2, 3, 4
-
-
-def code_of(call, *args, **kwargs) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as err:
-        call(*args, **kwargs)
-    return err.value.code()
 
 
 def replica_dev(node: str, uuid: str) -> str:

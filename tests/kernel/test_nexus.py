@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 
 import grpc
@@ -18,7 +17,7 @@ from mayastor.kernel.dm_targets import RaidStatus
 
 from .daemon import ours as ours_of
 from .daemon import serve
-from .util import pattern, read_direct, run, write_direct
+from .util import code_of, pattern, read_direct, run, wait_for, write_direct
 
 MiB = 1 << 20
 NODE = "nx1"
@@ -39,12 +38,6 @@ def daemon(tmp_path, request):
 
 def ours() -> list[str]:
     return ours_of(NODE)
-
-
-def code_of(call, *args) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as err:
-        call(*args)
-    return err.value.code()
 
 
 def raid_status(nexus_uuid: str) -> RaidStatus:
@@ -73,17 +66,6 @@ def leg_digest(dev: str, size: int) -> str:
             h.update(chunk)
             left -= len(chunk)
     return h.hexdigest()
-
-
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def child(nexus, uri):

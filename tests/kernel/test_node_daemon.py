@@ -13,7 +13,7 @@ from mayastor.grpc import protos as P
 from mayastor.kernel import dm, loop
 
 from .daemon import Daemon
-from .util import pattern, read_direct, run, write_direct
+from .util import code_of, pattern, read_direct, run, write_direct
 
 MiB = 1 << 20
 
@@ -38,12 +38,6 @@ def daemon(tmp_path, request):
     finally:
         rc = d.stop()
     assert rc == 0
-
-
-def code_of(call, *args) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as err:
-        call(*args)
-    return err.value.code()
 
 
 def our_dm_devices() -> list[str]:

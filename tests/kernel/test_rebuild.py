@@ -21,7 +21,7 @@ from mayastor.kernel import dm, nvme_fabrics
 from mayastor.kernel.dm_targets import ThinStatus
 
 from .daemon import Daemon, serve
-from .util import run
+from .util import run, wait_for
 
 MiB = 1 << 20
 NODE = "rb1"
@@ -39,16 +39,6 @@ def U() -> str:
 @pytest.fixture
 def daemon(tmp_path, request):
     yield from serve(tmp_path, request, NODE, nqns=(f"nqn.2019-05.io.openebs:{NODE}-vol",))
-
-
-def wait_for(cond, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def get(c, nu: str):

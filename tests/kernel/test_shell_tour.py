@@ -1,107 +1,162 @@
-"""mayastor-shell against the real daemon: pools, replicas (get/set), a nexus published, a child
-offline and back, the raw nvmet view, deletes; gRPC errors end a run with status 1; completion of
-names and parameters; the installed console script non-interactively and at its prompt (pexpect)."""
+"""mayastor-shell at its prompt (the installed console script through a pty, pexpect), the same tour
+as io-engine-client's: pool -> replicas (get/set) -> nexus -> publish -> nvme-cli connect -> fio ->
+child fault -> rebuild -> reads from the rebuilt child -> destroy, with the raw nvmet view, tab
+completion of names and parameters, errors that leave the REPL running, and a non-interactive run."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
 import sys
-import time
 
 import pexpect
 import pytest
 
 from mayastor.grpc import protos as P
-from mayastor.shell.main import build, run
+from mayastor.kernel import nvme_fabrics
 
 from .daemon import serve
+from .util import run, wait_for
 
 NODE = "shtour"
 PORT = 10124
+NQN = "nqn.2019-05.io.openebs:shvol"
+HOST = "nqn.2014-08.org.nvmexpress:uuid:eeeeeeee-0000-4000-8000-000000000006"
+HOST_ID = "eeeeeeee-0000-4000-8000-000000000006"
+PROMPT = r"\r?\n?/[^\r\n]*> "
 SHELL = shutil.which("mayastor-shell") or os.path.join(os.path.dirname(sys.executable), "mayastor-shell")
 
 
 @pytest.fixture
 def daemon(tmp_path, request):
-    yield from serve(tmp_path, request, NODE)
+    yield from serve(tmp_path, request, NODE, nqns=(NQN,))
 
 
-class Session:
+class Prompt:
+    """mayastor-shell (the installed console script) at its prompt, driven through a pty."""
+
     def __init__(self):
-        self.buf = io.StringIO()
-        self.shell, self.root = build(f"127.0.0.1:{PORT}", self.buf)
+        self.p = pexpect.spawn(SHELL, ["-b", f"127.0.0.1:{PORT}"], timeout=240, encoding="utf-8",
+                               dimensions=(60, 400))
+        self.p.expect(PROMPT)
 
-    def __call__(self, *commands: str, ok: bool = True) -> str:
-        start = self.buf.tell()
-        rc = run(self.shell, self.root, list(commands))
-        out = self.buf.getvalue()[start:]
-        print(f"> {'; '.join(commands)}\n{out}")
-        assert (rc == 0) == ok, out
+    def __call__(self, line: str, error: str | None = None) -> str:
+        """Send one command line; its output (the REPL carries on after an error, which must
+        contain ``error`` when given, and must not occur otherwise)."""
+        self.p.sendline(line)
+        self.p.expect(PROMPT)
+        out = self.p.before.split("\n", 1)[1] if "\n" in self.p.before else ""  # drop the echo
+        print(f"> {line}\n{out}")
+        if error is None:  # the shell reports every failure as "Error: ..."
+            assert "Error" not in out and "gRPC status" not in out, out
+        else:
+            assert error in out, out
         return out
 
+    def complete(self, partial: str) -> str:
+        """What tab completion (two tabs: the candidates when ambiguous) shows for ``partial``; the
+        line is then discarded (^U) and the prompt is back."""
+        self.p.send(partial + "\t\t")
+        seen = ""
+        try:
+            while True:  # everything the completion echoes until it settles
+                self.p.expect(r"[\s\S]+", timeout=5)
+                seen += self.p.after
+        except pexpect.TIMEOUT:
+            pass
+        self.p.sendcontrol("u")
+        self.p.sendline("")
+        self.p.expect(PROMPT)
+        print(f"> {partial}<TAB><TAB>\n{seen}")
+        return seen
 
-def wait_for(pred, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    def close(self) -> None:
+        self.p.sendline("exit")
+        self.p.expect(pexpect.EOF)
+        self.p.close()
 
 
-@pytest.mark.slow  # ~7 min under TCG (each refresh of the tree is several RPCs): `scripts/test slow`
 @pytest.mark.timeout(1200)
 def test_shell_tour(daemon, tmp_path):
-    sh = Session()
+    sh = Prompt()
+    try:
+        tour(sh, daemon, tmp_path)
+    finally:
+        if sh.p.isalive():
+            sh.p.close(force=True)
+
+
+def tour(sh: Prompt, daemon, tmp_path) -> None:
     sh(f"/pools create shpool aio://{tmp_path}/sh.img?size_mb=256")
     assert re.search(r"shpool .*online capacity", sh("ls /pools"))
-    sh("cd /pools/shpool/replicas", "create sh-r1 68MiB", "create sh-r2 68MiB share=nvmf")
+    sh("cd /pools/shpool/replicas")
+    sh("create sh-r1 68MiB")
+    sh("create sh-r2 68MiB share=nvmf")
     listing = sh("ls")
     assert "sh-r1" in listing and "sh-r2" in listing and "nvmf" in listing
     # get/set: resize through the attribute group
     sh("/pools/shpool/replicas/sh-r1 set attribute size=72MiB")
     assert "size=75497472" in sh("/pools/shpool/replicas/sh-r1 get attribute size").replace(" ", "")
-    # completion of names and parameters
-    reps = sh.root.get_node("/pools/shpool/replicas")
-    assert sorted(reps.ui_complete_delete([], "sh-", "name")) == ["sh-r1", "sh-r2"]
-    assert reps.ui_complete_create([], "nv", "share") == ["nvmf"]
+    # tab completion of names (child nodes) and of a command's parameters
+    assert "sh-r1" in sh.complete("cd sh-r") and "sh-r2" in sh.complete("cd sh-r")
+    assert "share=" in sh.complete("create x 1MiB sh")
 
-    c = daemon.client
-    uuids = {r.name: r.uuid for r in c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas}
-    kids = f"bdev:///sh-r1?uuid={uuids['sh-r1']},bdev:///sh-r2?uuid={uuids['sh-r2']}"
-    sh(f"/nexus create shvol 64MiB {kids}", "/nexus/shvol publish nvmf")
-    assert re.search(r"shvol .*online 64\.00 MiB, published nvmf://", sh("ls /nexus"))
+    uuids = {r.name: r.uuid for r in daemon.client.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas}
+    c1, c2 = (f"bdev:///{n}?uuid={uuids[n]}" for n in ("sh-r1", "sh-r2"))
+    sh(f"/nexus create shvol 64MiB {c1},{c2}")
+    sh("/nexus/shvol publish nvmf")
+    uri = re.search(r"shvol .*online 64\.00 MiB, published (nvmf://\S+?)\]?\s", sh("ls /nexus")).group(1)
+    assert re.fullmatch(r"nvmf://[0-9.]+:\d+/nqn\.2019-05\.io\.openebs:shvol", uri), uri
     assert "nqn.2019-05.io.openebs:shvol" in sh("ls /nvmet")
-    sh("/nexus/shvol/children/child1 offline")
-    assert "degraded" in sh("ls /nexus")
-    sh("/nexus/shvol/children/child1 online")
-    wait_for(lambda: re.search(r"shvol .*online", sh("ls /nexus")), 120, "nexus online again")
 
-    # errors: one line, the run stops with status 1, nothing changed
-    out = sh("/pools delete nopool", "ls /pools", ok=False)
-    assert "NOT_FOUND" in out and "shpool" not in out
-    assert "no replica nosuch in pool shpool" in sh("/pools/shpool/replicas delete nosuch", ok=False)
+    addr, port = re.match(r"nvmf://([0-9.]+):(\d+)/", uri).groups()
+    run("nvme", "connect", "-t", "tcp", "-a", addr, "-s", port, "-n", NQN, "-q", HOST, "-I", HOST_ID)
+    dev = wait_for(lambda: next((ns.path for ns in nvme_fabrics.namespaces_of(NQN)), None), 30, "nexus namespace")
 
-    # the installed script: non-interactive, then at its prompt
-    p = pexpect.run(f"{SHELL} -b 127.0.0.1:{PORT} 'ls /nexus'", timeout=180, withexitstatus=True,
-                    encoding="utf-8")
-    assert p[1] == 0 and "shvol" in p[0], p[0]
-    child = pexpect.spawn(SHELL, ["-b", f"127.0.0.1:{PORT}"], timeout=180, encoding="utf-8")
-    try:
-        child.expect(r"/> ")
-        child.sendline("cd /pools/shpool/replicas")
-        child.expect(r"replicas> ")
-        child.sendline("ls")
-        child.expect("sh-r2")
-        child.expect(r"replicas> ")
-        child.sendline("exit")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
+    def fio(offset: str, *extra: str) -> None:
+        run("fio", "--name=shtour", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--direct=1", "--size=2M",
+            f"--offset={offset}", "--ioengine=psync", "--verify=crc32c", *extra, timeout=300)
 
-    sh("/nexus/shvol unpublish", "/nexus delete shvol")
-    sh("/pools/shpool/replicas delete sh-r1", "/pools/shpool/replicas delete sh-r2", "/pools delete shpool")
+    fio("0")
+    sh("/nexus/shvol/children/child1 fault")
+    tree = sh("ls /nexus")
+    assert re.search(r"shvol .*degraded", tree) and re.search(r"child1 .*faulted " + re.escape(c2), tree), tree
+    fio("16M")  # written while c2 is out
+    # a faulted child comes back as a new child, fully rebuilt
+    sh("/nexus/shvol/children/child1 online", error="gRPC status")
+    sh(f"/nexus/shvol remove {c2}")
+    sh(f"/nexus/shvol add {c2}")
+    seen = []
+
+    def online() -> bool:
+        tree = sh("ls /nexus")
+        seen.extend(re.findall(r"rebuild (\d+)%", tree))
+        return bool(re.search(r"shvol .*online", tree))
+    wait_for(online, 300, "nexus online after the rebuild", interval=1)
+    print("rebuild progress seen in the tree:", seen)
+    # with c1 out, every read comes from the rebuilt c2
+    sh("/nexus/shvol/children/child0 offline")
+    fio("0", "--verify_only")
+    fio("16M", "--verify_only")
+    sh("/nexus/shvol/children/child0 online")
+    wait_for(lambda: re.search(r"shvol .*online", sh("ls /nexus")), 300, "nexus online again", interval=1)
+    run("nvme", "disconnect", "-n", NQN)
+
+    # errors: one line, the REPL carries on, nothing changed
+    assert "NOT_FOUND" in sh("/pools delete nopool", error="gRPC status")
+    sh("/pools/shpool/replicas delete nosuch", error="no replica nosuch in pool shpool")
+    assert "shpool" in sh("ls /pools")
+
+    # the installed script non-interactively (a failing run exits 1)
+    out, rc = pexpect.run(f"{SHELL} -b 127.0.0.1:{PORT} 'ls /nexus'", timeout=240, withexitstatus=True,
+                          encoding="utf-8")
+    assert rc == 0 and "shvol" in out, out
+
+    sh("/nexus/shvol unpublish")
+    sh("/nexus delete shvol")
+    sh("/pools/shpool/replicas delete sh-r1")
+    sh("/pools/shpool/replicas delete sh-r2")
+    sh("/pools delete shpool")
     assert "shpool" not in sh("ls /pools")
+    sh.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import subprocess
+import time
 import uuid
 
 TEST_NQN_PREFIX = "nqn.2019-05.io.openebs:test-"
@@ -46,3 +47,25 @@ def read_direct(path: str, offset: int, size: int) -> bytes:
     finally:
         os.close(fd)
     return bytes(buf)
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def code_of(call, *args, **kwargs):
+    """The gRPC status code ``call`` fails with (None when it succeeds)."""
+    import grpc
+    try:
+        call(*args, **kwargs)
+    except grpc.RpcError as exc:
+        return exc.code()
+    return None
