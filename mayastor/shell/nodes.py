@@ -333,7 +333,7 @@ class Child(Node):
         self._op(1, "online")
 
     def ui_command_fault(self):
-        '''Faults the child (it stays out until removed and added again).'''
+        '''Faults the child as an I/O error would (online brings it back with a rebuild).'''
         self._op(2, "faulted")
 
 
