@@ -1,4 +1,5 @@
-"""Filesystems on a volume: find what is there, make one, grow it (the distributions' tools)."""
+"""Filesystems on a volume: find what is there, make one, grow it (the distributions' tools), and
+the one way the plugin runs such tools."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ MKFS = {
 MOUNT_OPTIONS = {"xfs": ["nouuid"]}
 
 
-def _run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+def run_tool(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a node tool (mkfs, mount, ...); a failure is one INTERNAL error with its last words."""
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -38,16 +40,16 @@ def probe(device: str) -> str | None:
 
 
 def make(device: str, fs_type: str) -> None:
-    _run([*MKFS[fs_type], "--", device])
+    run_tool([*MKFS[fs_type], "--", device])
 
 
 def grow(fs_type: str, device: str, mount_point: str) -> None:
     """Grow a mounted filesystem to its device's size (online)."""
     if fs_type == "ext4":
-        _run(["resize2fs", device])
+        run_tool(["resize2fs", device])
     elif fs_type == "xfs":
-        _run(["xfs_growfs", mount_point])
+        run_tool(["xfs_growfs", mount_point])
     elif fs_type == "btrfs":
-        _run(["btrfs", "filesystem", "resize", "max", mount_point])
+        run_tool(["btrfs", "filesystem", "resize", "max", mount_point])
     else:
         raise FailedPrecondition(f"cannot grow a {fs_type} filesystem")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import uuid as _uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from configfs.validate import is_valid_nqn
 
+from .. import validate
 from ..errors import InvalidArgument
 from ..validate import NQN_PREFIX
 
@@ -33,16 +33,10 @@ NVMF_SCHEMES = ("nvmf", "nvmf+tcp")
 
 
 def volume_id(value: str) -> str:
+    """A volume id is the nexus name, a UUID."""
     if not value:
         raise InvalidArgument("volume_id is required")
-    try:
-        return str(_uuid.UUID(value)) if re.fullmatch(r"[0-9a-fA-F-]{36}", value) else _bad_id(value)
-    except ValueError:
-        return _bad_id(value)
-
-
-def _bad_id(value: str) -> str:
-    raise InvalidArgument(f"invalid volume_id {value[:80]!r}: expected a UUID (the nexus name)")
+    return validate.uuid(value, "volume_id")
 
 
 def path(value: str, what: str) -> str:
@@ -116,10 +110,9 @@ def volume_of_nqn(nqn: str) -> str | None:
     """The volume id a subsystem NQN belongs to, or None when it is not one of ours."""
     if not nqn.startswith(NQN_PREFIX):
         return None
-    rest = nqn[len(NQN_PREFIX):]
     try:
-        return str(_uuid.UUID(rest)) if re.fullmatch(r"[0-9a-fA-F-]{36}", rest) else None
-    except ValueError:
+        return validate.uuid(nqn[len(NQN_PREFIX):])
+    except InvalidArgument:
         return None
 
 

@@ -8,7 +8,7 @@ import resource
 
 from .. import __version__
 from ..errors import NotFound
-from ..kernel import block, nvme_fabrics
+from ..kernel import block, mountinfo, nvme_fabrics
 from . import protos as P
 from .status import rpc
 
@@ -25,16 +25,12 @@ def _read(path: str, default: str = "") -> str:
 
 
 def _mounted_sources() -> set[str]:
-    out = set()
-    for line in _read("/proc/self/mountinfo").splitlines():
-        parts = line.split(" - ", 1)
-        if len(parts) == 2:
-            fields = parts[1].split()
-            if len(fields) >= 2:
-                out.add(fields[1])
-        major_minor = line.split()[2] if len(line.split()) > 2 else ""
-        out.add(major_minor)
-    return out
+    """Mount sources and "major:minor" of every mounted filesystem."""
+    try:
+        mounts = mountinfo.read()
+    except OSError:
+        return set()
+    return {m.source for m in mounts} | {f"{m.devnum[0]}:{m.devnum[1]}" for m in mounts}
 
 
 def _devlinks(devnode: str) -> list[str]:

@@ -100,6 +100,17 @@ class Node(ConfigNode):
         return super().ui_command_cd(path)
 
 
+class MessageNode(Node):
+    """A node that shows one object of the daemon (its gRPC message, replaced at each refresh)."""
+
+    def __init__(self, name, parent, msg):
+        super().__init__(name, parent)
+        self.msg = msg
+
+    def update(self, msg) -> None:
+        self.msg = msg
+
+
 # /pools ------------------------------------------------------------------------------------------
 class Pools(Node):
     def __init__(self, parent):
@@ -128,15 +139,10 @@ class Pools(Node):
         self.refresh()
 
 
-
-class Pool(Node):
+class Pool(MessageNode):
     def __init__(self, name, parent, msg):
-        super().__init__(name, parent)
-        self.msg = msg
+        super().__init__(name, parent, msg)
         Replicas(self)
-
-    def update(self, msg) -> None:
-        self.msg = msg
 
     def summary(self):
         p = self.msg
@@ -177,18 +183,13 @@ class Replicas(Node):
         self.refresh()
 
 
-
-class Replica(Node):
+class Replica(MessageNode):
     def __init__(self, name, parent, msg):
-        super().__init__(name, parent)
-        self.msg = msg
+        super().__init__(name, parent, msg)
         self.define_config_group_param("attribute", "size", "string", "replica size (set: resize)")
         self.define_config_group_param("attribute", "entity_id", "string", "volume the replica belongs to")
         self.define_config_group_param("attribute", "uuid", "string", "replica uuid", writable=False)
         self.define_config_group_param("attribute", "uri", "string", "share URI", writable=False)
-
-    def update(self, msg) -> None:
-        self.msg = msg
 
     def summary(self):
         r = self.msg
@@ -249,15 +250,10 @@ class Nexuses(Node):
         self.refresh()
 
 
-
-class Nexus(Node):
+class Nexus(MessageNode):
     def __init__(self, name, parent, msg):
-        super().__init__(name, parent)
-        self.msg = msg
+        super().__init__(name, parent, msg)
         Children(self)
-
-    def update(self, msg) -> None:
-        self.msg = msg
 
     def summary(self):
         n = self.msg
@@ -303,15 +299,8 @@ class Children(Node):
         return (f"{len(self.children)} children", None)
 
 
-class Child(Node):
+class Child(MessageNode):
     """A child (named by its slot: URIs cannot be path components); its URI is in the summary."""
-
-    def __init__(self, name, parent, msg):
-        super().__init__(name, parent)
-        self.msg = msg
-
-    def update(self, msg) -> None:
-        self.msg = msg
 
     def summary(self):
         c = self.msg

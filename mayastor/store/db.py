@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..kernel import mountinfo
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration. A database already there skips importing Alembic at start (seconds under
 # emulation); tests/host/test_store.py checks this equals Alembic's head.
@@ -33,26 +35,9 @@ def alembic_config(url: str):
 NO_SHARED_MMAP = ("9p", "nfs", "nfs4", "cifs", "smb3", "fuse.sshfs")
 
 
-def filesystem_of(path: str, mountinfo: str | None = None) -> str:
-    """The type of the filesystem ``path`` is on (the longest mount point above it)."""
-    if mountinfo is None:
-        with open("/proc/self/mountinfo") as f:
-            mountinfo = f.read()
-    best, fs = "", ""
-    for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        if "-" not in fields[6:]:
-            continue
-        target = fields[4].replace("\\040", " ")
-        inside = path == target or path.startswith(target.rstrip("/") + "/")
-        if inside and len(target) >= len(best):
-            best, fs = target, fields[fields.index("-", 6) + 1]
-    return fs
-
-
-def journal_mode(path: str, mountinfo: str | None = None) -> str:
+def journal_mode(path: str, mounts: list[mountinfo.Mount] | None = None) -> str:
     try:
-        fs = filesystem_of(os.path.abspath(path), mountinfo)
+        fs = mountinfo.filesystem_of(os.path.abspath(path), mounts)
     except OSError:
         return "WAL"
     return "DELETE" if fs in NO_SHARED_MMAP else "WAL"

@@ -101,8 +101,9 @@ def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
 
 
 def test_journal_mode_follows_the_filesystem():
-    from mayastor.store.db import filesystem_of, journal_mode
-    info = ("1 0 0:20 / / ro,relatime - 9p /dev/root ro,trans=virtio\n"
+    from mayastor.kernel.mountinfo import filesystem_of, parse_mountinfo
+    from mayastor.store.db import journal_mode
+    info = parse_mountinfo("1 0 0:20 / / ro,relatime - 9p /dev/root ro,trans=virtio\n"
             "2 1 0:30 / /tmp rw - overlay virtme_rw_overlay7 rw\n"
             "3 1 0:31 / /work/main rw - 9p virtme.initmount0 rw\n"
             "4 3 0:32 / /work/main/my\\040state rw - ext4 /dev/vda rw\n")
