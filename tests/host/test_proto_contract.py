@@ -1,14 +1,16 @@
-"""Our .proto files against the wire contract in shared/docs/mayastor-api.md.
+"""Our .proto files against Mayastor's v1 wire contract.
 
-The contract's compact notation (section 1.4 messages, section 1.3 enums) is parsed directly, so
-every field number, type and label is compared with the descriptors protoc builds from proto/v1.
+The contract's messages and enums live in the repository as data (tests/host/data/wire_contract.json,
+written from the wire-contract notes by scripts/dev/wire-contract-json), so every field number, type
+and label is compared with the descriptors protoc builds from proto/v1 without anything outside
+the checkout.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -17,8 +19,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 ROOT = Path(__file__).resolve().parents[2]
-# The contract lives in the steering repo's shared/ beside this checkout (as in CI).
-CONTRACT = Path(os.environ.get("MAYASTOR_API_DOC", ROOT.parent / "shared" / "docs" / "mayastor-api.md"))
+CONTRACT = Path(__file__).resolve().parent / "data" / "wire_contract.json"
 PROTO_DIR = ROOT / "proto" / "v1"
 
 SCALARS = {"str": FD.TYPE_STRING, "u64": FD.TYPE_UINT64, "u32": FD.TYPE_UINT32, "i64": FD.TYPE_INT64,
@@ -89,116 +90,16 @@ SERVICES = {
 }
 
 
-def _contract_text() -> str:
-    if not CONTRACT.is_file():
-        pytest.fail(f"wire contract not found at {CONTRACT}: check out shared/ beside the repo or set MAYASTOR_API_DOC")
-    return CONTRACT.read_text()
-
-
-def _section(text: str, start: str, end: str) -> str:
-    return text[text.index(start):text.index(end)]
-
-
-def _matching_brace(text: str, open_at: int) -> int:
-    depth = 0
-    for i in range(open_at, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    raise ValueError("unbalanced braces in the contract")
-
-
-def _split_top(body: str) -> list[str]:
-    parts, depth, cur = [], 0, ""
-    for ch in body:
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        if ch == ";" and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _parse_body(name: str, body: str, out: dict) -> None:
-    fields = out.setdefault(name, {})
-    carried = None
-    for part in _split_top(body):
-        m = re.match(r"message\s+(\w+)\s*\{(.*)\}$", part, re.S)
-        if m:
-            _parse_body(f"{name}.{m.group(1)}", m.group(2), out)
-            continue
-        m = re.match(r"oneof\s+\w+\s*\{(.*)\}$", part, re.S)
-        if m:
-            for sub in _split_top(m.group(1)):
-                words = sub.split()
-                fname, num = words[-1].split("=")
-                fields[fname] = ("oneof", words[0], int(num))
-            continue
-        m = re.match(r"map<(\w+),\s*(\w+)>\s+(\w+)=(\d+)$", part)
-        if m:
-            fields[m.group(3)] = ("map", m.group(2), int(m.group(4)))
-            continue
-        words = part.split()
-        label = words[0] if words[0] in ("opt", "rep") else ""
-        words = words[1:] if label else words
-        if len(words) == 2:
-            carried = words[0]
-        fname, num = words[-1].split("=")
-        fields[fname] = (label, carried, int(num))
-
-
-def _expand(name: str) -> list[str]:
-    """``Start/Stop/ResumeRebuildRequest`` -> StartRebuildRequest, StopRebuildRequest, ResumeRebuildRequest."""
-    if "/" not in name:
-        return [name]
-    *heads, last = name.split("/")
-    first = re.match(r"[A-Z][a-z]*", last).group(0)
-    suffix = last[len(first):]
-    return [h + suffix for h in heads] + [last]
+def _contract() -> dict:
+    return json.loads(CONTRACT.read_text())
 
 
 def contract_messages() -> dict[str, dict[str, tuple[str, str, int]]]:
-    text = _section(_contract_text(), "### 1.4", "### 1.5")
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", "", text)
-    out: dict = {}
-    for m in re.finditer(r"([A-Z][\w./]*(?:\s*,\s*[A-Z][\w./]*)*)\s*\{", text):
-        if text[m.start() - 1:m.start()] not in ("", " ", "\n", "\t"):
-            continue
-        end = _matching_brace(text, m.end() - 1)
-        for name in re.split(r"\s*,\s*", m.group(1)):
-            for expanded in _expand(name):
-                _parse_body(expanded, text[m.end():end], out)
-    return out
+    return {name: {f: tuple(v) for f, v in fields.items()} for name, fields in _contract()["messages"].items()}
 
 
 def contract_enums() -> dict[str, dict[str, int]]:
-    text = _section(_contract_text(), "### 1.3", "### 1.4")
-    out: dict[str, dict[str, int]] = {}
-    prefixes: dict[str, str] = {}
-    current = None
-    for line in text.splitlines():
-        m = re.match(r"([\w.]+)(?: \(([^)]*)\))?: (.*)$", line)
-        if m:
-            current, rest = m.group(1), m.group(3)
-            prefix = re.search(r"prefixed (\w+)", m.group(2) or "")
-            prefixes[current] = prefix.group(1) if prefix else ""
-        elif current and line.startswith(" "):
-            rest = line  # continuation of the previous enum
-        else:
-            current = None
-            continue
-        pairs = re.findall(r"(\w+)=(0x[0-9A-Fa-f]+|\d+)", rest)
-        out.setdefault(current, {}).update({prefixes[current] + k: int(v, 0) for k, v in pairs})
-    return out
+    return _contract()["enums"]
 
 
 def _repeated(f) -> bool:
@@ -264,7 +165,6 @@ def test_message_matches_contract(pool, name):
 
 
 def test_nexus_only_responses(pool):
-    assert "= { Nexus nexus=1 }" in _contract_text()
     for rpc in NEXUS_ONLY_RESPONSES:
         desc = pool.FindMessageTypeByName(f"mayastor.v1.{rpc}Response")
         assert [(f.name, f.number, f.message_type.full_name) for f in desc.fields] == [
