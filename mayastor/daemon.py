@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
     p.add_argument("--api-versions", default="V0,V1", help="comma-separated API versions to serve")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
+    p.add_argument("--disk-dir", action="append", default=[], metavar="DIR",
+                   help="a directory whose regular files may be pool disks or nexus children (repeatable; "
+                        "without it only block devices are accepted)")
+    p.add_argument("--allow-formatted-disks", action="store_true",
+                   help="let pools be created on devices that hold a filesystem or partition table")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve Prometheus metrics on this port (/metrics), on the gRPC address; 0 = off")
     p.add_argument("--load-modules", action="store_true", help="modprobe missing modules and mount configfs")
@@ -72,28 +77,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_only:
         return 0
     from .config import load_config, load_pools
+    from .paths import PathPolicy
     try:
         grpc_addr = grpc_address(args)
         tgt = target_address(args)
         node_name = args.node_name or os.environ.get("HOSTNAME") or "mayastor-node"
         cfg = load_config(args.config)
         pool_specs = load_pools(args.pool_config)
+        paths = PathPolicy.of(args.disk_dir, args.allow_formatted_disks)
     except ValueError as exc:  # ConfigError included
         log.error("%s", exc)
         return 2
     for section in cfg.ignored:
         log.warning("config %s: section %s is SPDK-specific and ignored", args.config, section)
+    from . import instance_lock, validate
+    from .errors import MayastorError
     from .grpc.server import build_server
     from .node import Node
     from .store import open_store
 
-    from .errors import MayastorError
-    store = open_store(args.state_db)
     try:
-        node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port)
+        validate.node_name(node_name)
     except MayastorError as exc:
         log.error("%s (set it with -N)", exc)
         return 2
+    try:
+        held = instance_lock.acquire(args.state_db, node_name)
+    except instance_lock.AlreadyRunning as exc:
+        log.error("%s", exc)
+        return 3
+    store = open_store(args.state_db)
+    node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths)
+    try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
+        server, port = build_server(node, grpc_addr)
+    except (OSError, RuntimeError) as exc:
+        log.error("cannot serve gRPC on %s: %s (is another daemon running?)", grpc_addr, exc)
+        return 3
     log.info("node %s, state %s, nvmf target %s:%d", node.name, args.state_db, tgt, cfg.nvmf_replica_port)
     from . import sdnotify
     sdnotify.notify("STATUS=reconciling with the kernel")
@@ -106,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         except MayastorError as exc:
             if exc.code != "ALREADY_EXISTS":
                 log.error("pool %s from %s: %s", spec.name, args.pool_config, exc)
-    server, port = build_server(node, grpc_addr)
     node.health.grpc_port = port  # a nexus verify asks peers on this port unless told otherwise
     server.start()
     node.start_watching()
@@ -133,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if metrics is not None:
         metrics.shutdown()
     node.close()
+    instance_lock.release(held)
     return 0
 
 

@@ -13,7 +13,8 @@ from .nexus.watcher import NexusWatcher
 from .pool.service import PoolService
 from .pool.thinpool import Tags
 from .replica.service import ReplicaService
-from .replica.share import NvmfTarget
+from .exports import NvmfTarget
+from .paths import PathPolicy
 from .store.db import Store
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,18 @@ log = logging.getLogger(__name__)
 
 class Node:
     def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420,
-                 nexus_port: int = 4421):
+                 nexus_port: int = 4421, paths: PathPolicy | None = None):
         self.name = validate.node_name(name)
         self.store = store
         self.ctl = DeviceMapper()
         self.tags = Tags(self.name)
         self.locks = KeyedLocks()
-        self.pools = PoolService(store, self.ctl, self.tags, self.locks)
+        self.paths = paths or PathPolicy()
+        self.pools = PoolService(store, self.ctl, self.tags, self.locks, self.paths)
         self.target = NvmfTarget(target_address, nvmf_port)
         self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
-                                    (nexus_port, nvmf_port), self.pools.loop_tag)
+                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths)
         self.watcher = NexusWatcher(self.nexuses)
         self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
 

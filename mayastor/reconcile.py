@@ -24,7 +24,7 @@ from .kernel.errors import KernelError
 from .pool.disk import parse
 from .pool.label import LabelError, read_label, wipe_label
 from .pool.thinpool import remove
-from .replica.share import PORT_IDS
+from .exports import PORT_IDS
 from .store import Nexus as NexusRow
 from .store import Pool as PoolRow
 from .store import Replica as ReplicaRow
@@ -142,7 +142,7 @@ def remove_orphans(node) -> None:
     for port in root.ports:
         if port.portid in PORT_IDS and not port.subsystems:
             port.delete()
-    node.target._gc_hosts()
+    node.target.gc_hosts()
     for dev in loop.list_attached():
         try:
             tagged = loop.status(dev)["file_name"] == node.pools.loop_tag

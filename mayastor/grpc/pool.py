@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+
 from google.protobuf import empty_pb2
 
 from ..pool.service import LivePool
 from . import protos as P
 from .status import opt, rpc
 
-POOL_ONLINE = 1
+log = logging.getLogger(__name__)
 
 
 def pool_message(node, pool: LivePool) -> "P.pool.Pool":
-    used = pool.used()
-    committed = node.replicas.committed(pool)
-    st = pool.thin.status()
+    """A pool as listed; one whose kernel device is missing or failed is listed FAULTED (the
+    reason goes to the log) instead of failing the whole list."""
+    cond = pool.condition()
+    if cond.reason:
+        log.warning("pool %s is %s: %s", pool.name, "faulted" if cond.status is None else "degraded", cond.reason)
+    st = cond.status
+    md = P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks if st else 0,
+                                 md_used_pages=st.used_metadata_blocks if st else 0)
     return P.pool.Pool(
-        uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=POOL_ONLINE,
-        capacity=pool.capacity, used=used, pooltype=0, committed=committed, cluster_size=pool.cluster_size,
-        page_size=4096, disk_capacity=pool.disk_capacity,
-        md_info=P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks,
-                                        md_used_pages=st.used_metadata_blocks))
+        uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=cond.state,
+        capacity=pool.capacity, used=cond.used_blocks * pool.cluster_size, pooltype=0,
+        committed=node.replicas.committed(pool), cluster_size=pool.cluster_size, page_size=4096,
+        disk_capacity=_disk_capacity(pool), md_info=md)
+
+
+def _disk_capacity(pool: LivePool) -> int:
+    try:
+        return pool.disk_capacity
+    except OSError:  # a disk that vanished: its labelled size
+        return sum(d.size for d in pool.label.disks)
 
 
 class PoolRpc(P.pool_grpc.PoolRpcServicer):

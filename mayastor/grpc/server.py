@@ -22,7 +22,9 @@ log = logging.getLogger("mayastor.grpc")
 
 def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, int]:
     """Bind the v1 services; returns the server (not started) and the port bound."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"))
+    # no SO_REUSEPORT (grpc's default): a second daemon must fail to bind, not share the port
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+                         options=[("grpc.so_reuseport", 0)])
     P.pool_grpc.add_PoolRpcServicer_to_server(PoolRpc(node), server)
     P.replica_grpc.add_ReplicaRpcServicer_to_server(ReplicaRpc(node), server)
     P.snapshot_grpc.add_SnapshotRpcServicer_to_server(SnapshotRpc(node), server)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import stat
 import uuid as _uuid
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
+from ..paths import PathPolicy
+from ..pool.thinpool import Tags
+from .stack import META_BYTES
 from .uri import ChildUri
 
 MALLOC_DIR = "/run/mayastor/malloc"
@@ -40,6 +42,7 @@ class ChildContext:
     node: str
     replicas: object  # ReplicaService: local replica lookup
     loop_tag: str
+    paths: PathPolicy  # which files and devices aio/uring children may open
 
 
 class ChildDevice:
@@ -70,19 +73,15 @@ class LocalReplica(ChildDevice):
 
 class FileOrDevice(ChildDevice):
     def open(self) -> str:
-        path = self.uri.path
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise FailedPrecondition(f"child {self.uri.uri}: no such device or file") from None
-        if stat.S_ISBLK(st.st_mode):
+        target = self.ctx.paths.check(self.uri.path, f"child {self.uri.uri}", META_BYTES + 4096,
+                                      Tags(self.ctx.node).nexus_prefix)
+        path = target.path
+        if target.kind == "block":
             dev = path
-        elif stat.S_ISREG(st.st_mode) and not path.startswith("/dev/"):
+        else:
             found = [lo for lo in loop.find_by_file(path) if block.size_bytes(lo.path) > 0]
             dev = found[0].path if found else loop.attach(path, tag=self.ctx.loop_tag,
                                                           block_size=self.uri.blk_size or 0).path
-        else:
-            raise InvalidArgument(f"child {self.uri.uri}: not a block device or regular file")
         if self.uri.blk_size and block.logical_block_size(dev) != self.uri.blk_size:
             raise InvalidArgument(f"child {self.uri.uri}: block size is {block.logical_block_size(dev)}")
         return dev

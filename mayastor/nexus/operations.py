@@ -14,7 +14,7 @@ from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
-from . import publish as pub
+from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export
 from . import state as S
 from .stack import SECTOR
 from .uri import parse as parse_uri
@@ -320,11 +320,13 @@ class NexusOperations:
                     r.ana_grpid, r.share, r.published, r.allowed_hosts = grpid, 1, True, hosts
                 try:
                     self._publish_kernel(self._load(uuid)[0])
-                except (KernelError, OSError) as exc:
+                except (KernelError, OSError, MayastorError) as exc:
                     if not row.published:
                         with self.store.session() as s:
                             r = s.get(Row, uuid)
                             r.ana_grpid, r.published, r.allowed_hosts = 0, False, []
+                    if isinstance(exc, MayastorError):
+                        raise
                     raise Internal(f"publish nexus {row.name}: {exc}") from None
             else:
                 with self.store.session() as s:
@@ -333,14 +335,22 @@ class NexusOperations:
             return self.view(uuid)
 
     def _publish_kernel(self, row: Row) -> None:
-        pub.publish(self.target, [self.nexus_port, self.replica_port], row.name, row.uuid,
-                    self.stack(row.uuid).top_device(), row.ana_grpid, row.allowed_hosts or [],
-                    (row.min_cntl_id, row.max_cntl_id), row.ana_state or 1)
+        """Export the nexus device (ALREADY_EXISTS when another object owns its NQN)."""
+        self.target.expose(Export(row.name, row.uuid, self.stack(row.uuid).top_device(),
+                                  tuple(row.allowed_hosts or []), (self.nexus_port, self.replica_port),
+                                  (row.min_cntl_id, row.max_cntl_id), row.ana_grpid, row.ana_state or 1))
+
+    def _unpublish_kernel(self, row: Row) -> None:
+        try:
+            device = self.stack(row.uuid).top_device()
+        except (KernelError, OSError):
+            device = None
+        self.target.withdraw(row.name, row.uuid, device, row.ana_grpid)
 
     def _free_ana_group(self) -> int:
         with self.store.session() as s:
             used = set(s.scalars(select(Row.ana_grpid)))
-        free = next((g for g in pub.ANA_GROUPS if g not in used), None)
+        free = next((g for g in ANA_GROUPS if g not in used), None)
         if free is None:
             raise FailedPrecondition("no free ANA group: at most 127 published nexuses per node")
         return free
@@ -350,7 +360,7 @@ class NexusOperations:
         with self._lock(uuid):
             row, _ = self._running(uuid)
             if row.share == 1 and row.published:
-                pub.unpublish(self.target, row.name, row.ana_grpid)
+                self._unpublish_kernel(row)
             with self.store.session() as s:
                 r = s.get(Row, uuid)
                 r.share, r.published, r.allowed_hosts, r.ana_grpid = 0, False, [], 0
@@ -364,13 +374,13 @@ class NexusOperations:
 
     def set_ana_state(self, uuid: str, ana_state: int):
         uuid = validate.uuid(uuid, "nexus uuid")
-        if ana_state not in pub.ANA_WIRE_TO_STATE:
+        if ana_state not in ANA_WIRE_TO_STATE:
             raise InvalidArgument(f"invalid ANA state {ana_state}")
         with self._lock(uuid):
             row, _ = self._running(uuid)
             if not (row.published and row.share == 1):
                 raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
-            pub.set_ana_state(self.target, [self.nexus_port, self.replica_port], row.ana_grpid, ana_state)
+            self.target.set_ana_state([self.nexus_port, self.replica_port], row.ana_grpid, ana_state)
             with self.store.session() as s:
                 s.get(Row, uuid).ana_state = ana_state
             return self.view(uuid)

@@ -21,7 +21,8 @@ from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
-from . import publish as pub
+from ..store import Replica as ReplicaRow
+from ..exports import nqn_for
 from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
@@ -52,11 +53,11 @@ class NexusView:
 
 class NexusService(NexusOperations):
     def __init__(self, node_name: str, store, ctl, tags, locks, replicas, target, ports: tuple[int, int],
-                 loop_tag: str):
+                 loop_tag: str, paths):
         self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
         self.target = target
         self.nexus_port, self.replica_port = ports
-        self.ctx = ChildContext(node_name, replicas, loop_tag)
+        self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
         self.rebuilds = RebuildManager(self)
 
     # helpers ----------------------------------------------------------------------------------
@@ -308,6 +309,9 @@ class NexusService(NexusOperations):
                 raise AlreadyExists(f"nexus {uuid} exists with other arguments")
             if s.scalar(select(Row.uuid).where(Row.name == name)) is not None:
                 raise AlreadyExists(f"a nexus named {name} exists already")
+            replica = s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.name == name))
+            if replica is not None:  # one NQN space: nqn.2019-05.io.openebs:<name>
+                raise AlreadyExists(f"the name {name} belongs to replica {replica} (its NQN would be shared)")
             ids = {p.uuid for p in parsed if p.uuid}
             clash = s.scalar(select(ChildRow).where(ChildRow.uri.in_(uris))) or (
                 s.scalar(select(ChildRow).where(ChildRow.device_uuid.in_(ids))) if ids else None)
@@ -317,7 +321,7 @@ class NexusService(NexusOperations):
 
     def _teardown(self, row: Row, kids: list[ChildRow]) -> None:
         if row.share == SHARE_NVMF or row.ana_grpid:
-            pub.unpublish(self.target, row.name, row.ana_grpid)
+            self._unpublish_kernel(row)
         st = self.stack(row.uuid)
         era_meta = st.era_meta_devnum()
         st.teardown()
@@ -399,7 +403,7 @@ class NexusService(NexusOperations):
         if row.share == SHARE_NVMF:
             host = self.target.address
             host = f"[{host}]" if ":" in host else host
-            return f"nvmf://{host}:{self.replica_port}/{pub.nqn_for(row.name)}"
+            return f"nvmf://{host}:{self.replica_port}/{nqn_for(row.name)}"
         if row.share == SHARE_NONE:
             st = self.stack(row.uuid)
             return f"file://{st.top_device()}" if st.exists() else ""

@@ -9,14 +9,14 @@ Mayastor's disk URIs carry one. Anything else is rejected before the kernel is t
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import FailedPrecondition, InvalidArgument
+from ..errors import InvalidArgument
 from ..kernel import block, loop
 from .. import validate
+from ..paths import PathPolicy
+from .label import MIN_DISK_BYTES
 
 SCHEMES = ("aio", "uring")
 QUERY_KEYS = ("blk_size", "uuid", "size_mb")
@@ -99,32 +99,25 @@ class OpenDisk:
             self.loop = None
 
 
-def open_disk(d: DiskUri, create: bool = False, loop_tag: str = "mayastor") -> OpenDisk:
+def open_disk(d: DiskUri, policy: PathPolicy, own_holders: str, create: bool = False,
+              loop_tag: str = "mayastor") -> OpenDisk:
     """Resolve a disk to a block device; files get a loop device (reused if already attached),
-    whose lo_file_name is ``loop_tag`` so reconcile can recognise it."""
-    path = d.path
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if not (create and d.size_mb) or path.startswith("/dev/"):
-            raise FailedPrecondition(f"disk {d.canonical}: no such device or file") from None
-        if not os.path.isdir(os.path.dirname(path)):
-            raise FailedPrecondition(f"disk {d.canonical}: directory does not exist")
+    whose lo_file_name is ``loop_tag`` so reconcile can recognise it. ``policy`` checks the path
+    before anything is opened for writing; only dm devices named ``own_holders``* may hold it."""
+    target = policy.check(d.path, f"disk {d.canonical}", MIN_DISK_BYTES, own_holders,
+                          create=create and bool(d.size_mb), pool_disk=True)
+    path = target.path
+    if not target.exists:
         with open(path, "xb") as f:
             f.truncate(d.size_mb << 20)
-        st = os.stat(path)
-    if stat.S_ISBLK(st.st_mode):
+    if target.kind == "block":
         dev, found, attached = path, None, []
-    elif stat.S_ISREG(st.st_mode):
-        if path.startswith("/dev/"):
-            raise InvalidArgument(f"disk {d.canonical}: regular file under /dev")
+    else:
         # a loop device being detached (e.g. right after an export) still names the file for a
         # moment but has size 0: never reuse that one
         attached = [lo for lo in loop.find_by_file(path) if block.size_bytes(lo.path) > 0]
         found = attached[0] if attached else loop.attach(path, tag=loop_tag)
         dev = found.path
-    else:
-        raise InvalidArgument(f"disk {d.canonical}: not a block device or regular file")
     if d.blk_size and block.logical_block_size(dev) != d.blk_size:
         lbs = block.logical_block_size(dev)
         if found is not None and not attached:

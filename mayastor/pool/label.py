@@ -24,6 +24,7 @@ MAGIC = b"MAYASTOR-KPOOL\0\0"
 VERSION = 1
 LABEL_BLOCK = 4096
 LABEL_AREA = 1 << 20  # reserved at the start of every disk
+MIN_DISK_BYTES = LABEL_AREA + 2 * 4096  # the label area and its backup: anything smaller is no disk
 MiB = 1 << 20
 _HEAD = struct.Struct("<16sIII")
 

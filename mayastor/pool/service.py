@@ -23,8 +23,10 @@ from ..store import Pool as PoolRow
 from ..store import Replica as ReplicaRow
 from ..store.db import Store
 from . import catalog as cat
+from ..paths import PathPolicy
 from .disk import DiskUri, OpenDisk, open_disk, parse
 from .label import LabelError, PoolLabel, plan, read_label, wipe_label, write_label
+from ..kernel.dm_targets import ThinPoolStatus
 from .thinpool import ThinPool, Tags
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,35 @@ class LivePool:
         st = self.thin.status()
         return st.used_data_blocks * self.cluster_size
 
+    def condition(self) -> "PoolCondition":
+        """What the kernel says of the pool now; never raises for a missing or failed device."""
+        try:
+            st = self.thin.status()
+        except (KernelError, OSError) as exc:
+            return PoolCondition(POOL_FAULTED, None, f"thin-pool device {self.thin.name}: {exc}")
+        if st.failed:
+            return PoolCondition(POOL_FAULTED, None, f"thin-pool {self.thin.name} has failed")
+        if st.needs_check or st.mode != "rw":
+            return PoolCondition(POOL_DEGRADED, st, f"thin-pool {self.thin.name} is {st.mode}"
+                                 + (" and needs a check" if st.needs_check else ""))
+        return PoolCondition(POOL_ONLINE, st, "")
+
     def reported_disks(self) -> list[str]:
         return [f"{u}?uuid={d.disk_uuid}" for u, d in zip(self.disks, self.label.disks)]
+
+
+POOL_ONLINE, POOL_DEGRADED, POOL_FAULTED = 1, 2, 3  # PoolState
+
+
+@dataclass(frozen=True)
+class PoolCondition:
+    state: int  # PoolState wire value
+    status: ThinPoolStatus | None  # None when the device cannot be read
+    reason: str  # why it is not online
+
+    @property
+    def used_blocks(self) -> int:
+        return self.status.used_data_blocks if self.status is not None else 0
 
 
 def _wrap_kernel(what: str, exc: Exception) -> Internal:
@@ -70,8 +99,8 @@ def _wrap_kernel(what: str, exc: Exception) -> Internal:
 
 
 class PoolService:
-    def __init__(self, store: Store, ctl: DeviceMapper, tags: Tags, locks: KeyedLocks):
-        self.store, self.ctl, self.tags, self.locks = store, ctl, tags, locks
+    def __init__(self, store: Store, ctl: DeviceMapper, tags: Tags, locks: KeyedLocks, paths: PathPolicy):
+        self.store, self.ctl, self.tags, self.locks, self.paths = store, ctl, tags, locks, paths
         self.live: dict[str, LivePool] = {}
         self._registry = threading.Lock()  # guards the set of pools (create/import/export/destroy)
         self.loop_tag = f"mayastor:{tags.node}"
@@ -143,7 +172,7 @@ class PoolService:
         opened: list[OpenDisk] = []
         try:
             for d in parsed:
-                opened.append(open_disk(d, create=create, loop_tag=self.loop_tag))
+                opened.append(open_disk(d, self.paths, self.tags.pool_prefix, create=create, loop_tag=self.loop_tag))
         except KernelError as exc:
             self._close_all(opened)
             raise _wrap_kernel("open disk", exc) from None

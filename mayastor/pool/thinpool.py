@@ -28,6 +28,14 @@ class Tags:
     def prefix(self) -> str:
         return f"MAYASTOR-{self.node}-"
 
+    @property
+    def pool_prefix(self) -> str:
+        return f"{self.prefix}pool-"
+
+    @property
+    def nexus_prefix(self) -> str:
+        return f"{self.prefix}nexus-"
+
     def pool(self, pool_uuid: str, part: str) -> str:
         return f"{self.prefix}pool-{pool_uuid}-{part}"
 

@@ -24,9 +24,10 @@ from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
 from ..pool import allocation
 from ..pool.service import LivePool, PoolService
+from ..store import Nexus as NexusRow
 from ..store import Replica as Row
 from ..store.db import Store
-from .share import NvmfTarget
+from ..exports import Export, NvmfTarget
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,19 @@ class ReplicaService:
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
 
+    def _device_or_none(self, row: Row) -> str | None:
+        try:
+            return self.device(row)
+        except KernelError:
+            return None
+
+    def _expose(self, row: Row, hosts: list[str]) -> None:
+        """Share over NVMe-oF; ALREADY_EXISTS when another object owns the NQN."""
+        self.target.expose(Export(row.name, row.uuid, self.device(row), tuple(hosts)))
+
+    def _withdraw(self, row: Row) -> None:
+        self.target.withdraw(row.name, row.uuid, self._device_or_none(row))
+
     @contextmanager
     def hold_for_io(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None):
         """(row, device node) of a replica or clone, its pool locked meanwhile so that it is not
@@ -169,8 +183,7 @@ class ReplicaService:
         has them already (listing N replicas then costs one query, not N)."""
         pool = self.pools.live[row.pool_uuid]
         c = pool.cluster_size
-        st = pool.thin.thin_status(self.dm_name(row))
-        mapped = st.mapped_sectors * 512 if st else 0
+        mapped = self._mapped_bytes(pool, row)
         if family is None:
             with self.store.session() as s:
                 family = list(s.scalars(select(Row).where(Row.source_uuid == row.uuid, Row.lifecycle == "ready")))
@@ -178,8 +191,7 @@ class ReplicaService:
         clones = sum(1 for r in family if r.source_uuid == row.uuid and r.kind == "clone")
         snap_bytes = 0
         for sr in snaps:
-            sst = pool.thin.thin_status(self.dm_name(sr))
-            snap_bytes += sst.mapped_sectors * 512 if sst else 0
+            snap_bytes += self._mapped_bytes(pool, sr)
         allocated = row.size if not row.thin and row.kind != "snapshot" else mapped
         usage = Usage(row.size, allocated, c, row.size // c, -(-allocated // c), snap_bytes, -(-snap_bytes // c))
         if row.share == SHARE_NVMF:
@@ -187,6 +199,16 @@ class ReplicaService:
         else:
             uri = f"bdev:///{row.name}?uuid={row.uuid}"
         return ReplicaView(row, pool, uri, usage, clones, mapped)
+
+    def _mapped_bytes(self, pool: LivePool, row: Row) -> int:
+        """Bytes the thin device maps; 0 (and a log line) when its pool cannot say, so that one
+        broken pool never fails a whole list."""
+        try:
+            st = pool.thin.thin_status(self.dm_name(row))
+        except (KernelError, ValueError, IndexError) as exc:
+            log.warning("replica %s: no usage from pool %s: %s", row.name, pool.name, exc)
+            return 0
+        return st.mapped_sectors * 512 if st else 0
 
     def list(self, name: str | None = None, uuid: str | None = None, poolname: str | None = None,
              pooluuid: str | None = None, kinds: tuple[str, ...] = ("replica", "clone")) -> list[ReplicaView]:
@@ -228,10 +250,7 @@ class ReplicaService:
             raise InvalidArgument("pool name or uuid is required")
         pool = self.pools.find(pool_id)
         with self.locks.hold(pool.uuid):
-            with self.store.session() as s:
-                clash = s.scalars(select(Row).where((Row.uuid == uuid) | (Row.name == name))).first()
-            if clash is not None:
-                raise AlreadyExists(f"replica {clash.name} ({clash.uuid}) already exists")
+            self._refuse_taken(name, uuid)
             size = self._round(pool, size)
             self._check_space(pool, size, thin)
             return self._create_thin_device(pool, name, uuid, size, thin, share, hosts, entity_id,
@@ -257,7 +276,7 @@ class ReplicaService:
             self._activate(pool, row)
             crashpoint.hit(f"{kind}.create.device")
             if share == SHARE_NVMF:
-                self.target.share(name, uuid, self.device(row), hosts)
+                self._expose(row, hosts)
                 crashpoint.hit(f"{kind}.create.shared")
             row = self._update(uuid, lifecycle="ready")
             crashpoint.hit(f"{kind}.create.ready")
@@ -270,6 +289,17 @@ class ReplicaService:
         log.info("%s %s (%s) created in pool %s, %d bytes", kind, name, uuid, pool.name, size)
         return self.view(row)
 
+    def _refuse_taken(self, name: str, uuid: str) -> None:
+        """ALREADY_EXISTS when a replica has this uuid or name, or a nexus this name: replicas and
+        nexuses are exported as nqn.2019-05.io.openebs:<name>, one NQN space."""
+        with self.store.session() as s:
+            clash = s.scalars(select(Row).where((Row.uuid == uuid) | (Row.name == name))).first()
+            nexus = s.scalar(select(NexusRow.uuid).where(NexusRow.name == name))
+        if clash is not None:
+            raise AlreadyExists(f"replica {clash.name} ({clash.uuid}) already exists")
+        if nexus is not None:
+            raise AlreadyExists(f"the name {name} belongs to nexus {nexus} (its NQN would be shared)")
+
     def _row_any(self, uuid: str) -> Row | None:
         with self.store.session() as s:
             return s.get(Row, uuid)
@@ -280,7 +310,7 @@ class ReplicaService:
     def _teardown_kernel(self, pool: LivePool, row: Row) -> None:
         """Unshare, deactivate and delete the thin device of a row; idempotent."""
         from ..pool.thinpool import remove
-        self.target.unshare(row.name)
+        self._withdraw(row)
         crashpoint.hit(f"{row.kind}.teardown.unshared")
         remove(pool.thin.ctl, self.dm_name(row))
         crashpoint.hit(f"{row.kind}.teardown.removed")
@@ -353,9 +383,10 @@ class ReplicaService:
                 return self._unshare_locked(pool, row)
             try:
                 if row.share == SHARE_NVMF and self.target.is_shared(row.name):
+                    self.target.owner_check(row.name, row.uuid, self.device(row))
                     self.target.set_allowed_hosts(row.name, hosts)  # same protocol: only the hosts change
                 else:
-                    self.target.share(row.name, row.uuid, self.device(row), hosts)
+                    self._expose(row, hosts)
             except KernelError as exc:
                 raise _kernel(f"share replica {row.name}", exc) from None
             crashpoint.hit("replica.share.kernel")
@@ -372,7 +403,7 @@ class ReplicaService:
 
     def _unshare_locked(self, pool: LivePool, row: Row) -> ReplicaView:
         try:
-            self.target.unshare(row.name)
+            self._withdraw(row)
         except KernelError as exc:
             raise _kernel(f"unshare replica {row.name}", exc) from None
         row = self._update(row.uuid, share=SHARE_NONE, allowed_hosts=[])
@@ -465,10 +496,7 @@ class ReplicaService:
             snap = self._row(snapshot_uuid, kinds=("snapshot",))
             if snap.discarded:
                 raise FailedPrecondition(f"snapshot {snapshot_uuid} is discarded")
-            with self.store.session() as s:
-                clash = s.scalars(select(Row).where((Row.uuid == clone_uuid) | (Row.name == clone_name))).first()
-            if clash is not None:
-                raise AlreadyExists(f"replica {clash.name} ({clash.uuid}) already exists")
+            self._refuse_taken(clone_name, clone_uuid)
             return self._create_thin_device(pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [],
                                             snap.entity_id, "clone", snap)
 
@@ -484,7 +512,7 @@ class ReplicaService:
         """Unshare and deactivate every thin device of a pool (their data stays in the pool)."""
         from ..pool.thinpool import remove
         for row in self.rows_of(pool):
-            self.target.unshare(row.name)
+            self._withdraw(row)
             remove(pool.thin.ctl, self.dm_name(row))
 
     def bring_up(self, pool: LivePool) -> None:
@@ -500,9 +528,12 @@ class ReplicaService:
         for row in self.rows_of(pool):
             self._activate(pool, row)
             if row.share == SHARE_NVMF:
-                self.target.share(row.name, row.uuid, self.device(row), row.allowed_hosts or [])
+                try:
+                    self._expose(row, row.allowed_hosts or [])
+                except AlreadyExists as exc:
+                    log.error("replica %s cannot be shared again: %s", row.name, exc)
             elif self.target.is_shared(row.name):
-                self.target.unshare(row.name)
+                self._withdraw(row)
         self.pools.write_catalog(pool)
 
 

@@ -23,8 +23,11 @@ class Daemon:
     of imports under TCG); False runs ``python -m mayastor`` as an operator would."""
 
     def __init__(self, state_db: str, log_path: str, node: str = "testnode", port: int = 10124,
-                 target: str = "127.0.0.1", extra_args: tuple[str, ...] = (), fork: bool = True):
-        self.extra_args = extra_args
+                 target: str = "127.0.0.1", extra_args: tuple[str, ...] = (), fork: bool = True,
+                 disk_dirs: tuple[str, ...] | None = None):
+        # files the tests make live beside the state file (the test's tmp_path): the one --disk-dir
+        dirs = (os.path.dirname(state_db),) if disk_dirs is None else disk_dirs
+        self.extra_args = tuple(a for d in dirs for a in ("--disk-dir", d)) + tuple(extra_args)
         self.fork = fork and os.environ.get("MAYASTOR_TEST_FORK", "1") != "0"
         self.state_db, self.log_path, self.node, self.port, self.target = state_db, log_path, node, port, target
         self.proc: subprocess.Popen | None = None

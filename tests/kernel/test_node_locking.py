@@ -7,13 +7,14 @@ import threading
 import uuid
 
 from mayastor.node import Node
+from mayastor.paths import PathPolicy
 from mayastor.store import open_store
 
 MiB = 1 << 20
 
 
 def test_calls_on_different_pools_do_not_serialise(tmp_path):
-    node = Node("locknode", open_store(str(tmp_path / "s.db")), "127.0.0.1")
+    node = Node("locknode", open_store(str(tmp_path / "s.db")), "127.0.0.1", paths=PathPolicy.of([str(tmp_path)]))
     try:
         a = node.pools.create("la", [f"aio://{tmp_path}/a.img?size_mb=64"])
         node.pools.create("lb", [f"aio://{tmp_path}/b.img?size_mb=64"])

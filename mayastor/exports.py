@@ -1,0 +1,251 @@
+"""NVMe-oF exports through the kernel target (nvmet): the one module that builds subsystems.
+
+Replica shares and nexus publishing both come here (``expose``/``withdraw``), and this module
+alone decides who owns a subsystem, so one object can never take over another's export:
+
+* every subsystem we create carries io-engine's serial for its owner — ``DCS`` + the first 17
+  upper-case hex digits of SHA-256 of the owner's uuid — and exports that owner's device as
+  namespace 1 (namespace uuid/nguid = ``Export.uuid``);
+* an existing subsystem is ours to update only when its namespace 1 is the very device we export
+  (same device number), or, when it has no namespace yet (a create cut short), when it carries the
+  owner's serial or is linked nowhere; anything else is refused with ALREADY_EXISTS and left as it
+  is — an export is never re-pointed to another device;
+* ``withdraw`` deletes a subsystem only under the same rule.
+
+Ports are keyed by (address, trsvcid); ones we create take ids from ``PORT_IDS``. An empty host
+list means any host may connect.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import configfs
+from configfs.errors import CFSError
+
+from .errors import AlreadyExists
+from .validate import NQN_PREFIX
+
+log = logging.getLogger(__name__)
+
+PORT_IDS = range(8420, 8500)  # nvmet port ids this daemon creates; owned by the mayastor family
+MODEL = "Mayastor NVMe controller"
+ANA_GROUPS = range(2, 129)
+# NvmeAnaState wire value <-> nvmet ana_state
+ANA_WIRE_TO_STATE = {1: "optimized", 2: "non-optimized", 3: "inaccessible", 4: "persistent-loss", 15: "change"}
+ANA_STATE_TO_WIRE = {v: k for k, v in ANA_WIRE_TO_STATE.items()}
+
+
+def nqn_for(name: str) -> str:
+    return NQN_PREFIX + name
+
+
+def serial_for(uuid: str) -> str:
+    return "DCS" + hashlib.sha256(uuid.encode()).hexdigest()[:17].upper()
+
+
+@dataclass(frozen=True)
+class Export:
+    """What one object exports: its name (the NQN's tail), its uuid (serial seed and namespace
+    uuid/nguid), the block device, who may connect, on which TCP ports, and for a nexus its
+    controller id range and ANA group (0 = no ANA group)."""
+    name: str
+    uuid: str
+    device: str
+    hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    cntlid: tuple[int, int] | None = None
+    ana_group: int = 0
+    ana_state: int = 1
+
+    @property
+    def nqn(self) -> str:
+        return nqn_for(self.name)
+
+
+def _same_device(a: str, b: str) -> bool:
+    try:
+        return os.stat(a).st_rdev == os.stat(b).st_rdev
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+class NvmfTarget:
+    def __init__(self, address: str, port: int = 8420):
+        self.address = address
+        self.port = port
+        self.adrfam = "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
+        self._lock = threading.Lock()  # port and host objects are shared by every export
+        self.root = configfs.Root()
+
+    def uri(self, name: str, uuid: str, port: int | None = None) -> str:
+        host = f"[{self.address}]" if self.adrfam == "ipv6" else self.address
+        return f"nvmf://{host}:{port or self.port}/{nqn_for(name)}?uuid={uuid}"
+
+    # ownership ----------------------------------------------------------------------------------
+    def owner_check(self, name: str, uuid: str, device: str | None) -> None:
+        """Raise ALREADY_EXISTS when subsystem ``name`` exists and belongs to something else."""
+        sub = self._lookup(nqn_for(name))
+        if sub is not None and not self._ours(sub, uuid, device):
+            raise AlreadyExists(f"NVMe-oF subsystem {sub.nqn} exists and exports another device; "
+                                "it is left untouched")
+
+    def _ours(self, sub: configfs.Subsystem, uuid: str, device: str | None) -> bool:
+        ns = next((n for n in sub.namespaces if n.nsid == 1), None)
+        exported = ns.device_path if ns is not None else ""
+        if exported:
+            if device is not None:
+                return _same_device(exported, device)
+            return sub.serial == serial_for(uuid)
+        return sub.serial == serial_for(uuid) or (not sub.ports() and not sub.allowed_hosts)
+
+    def _lookup(self, nqn: str) -> configfs.Subsystem | None:
+        if not os.path.isdir(os.path.join(self.root.path, "subsystems", nqn)):
+            return None
+        try:
+            return configfs.Subsystem(nqn, "lookup")
+        except CFSError:
+            return None
+
+    # port ---------------------------------------------------------------------------------------
+    def _find_port(self, trsvcid: int | None = None) -> configfs.Port | None:
+        want = str(trsvcid or self.port)
+        for p in self.root.ports:
+            a = p.address
+            if a.get("trtype") == "tcp" and a.get("traddr") == self.address and a.get("trsvcid") == want:
+                return p
+        return None
+
+    def _ensure_port(self, trsvcid: int | None = None) -> configfs.Port:
+        """Our port on (address, trsvcid); created with a free id from our range when missing."""
+        port = self._find_port(trsvcid)
+        if port is not None:
+            return port
+        used = {p.portid for p in self.root.ports}
+        free = next((i for i in PORT_IDS if i not in used), None)
+        if free is None:
+            raise CFSError(errno.ENOSPC, "create nvmet port", "no free port id in our range", "ports")
+        port = configfs.Port(free, "create")
+        port.set_address("tcp", self.adrfam, self.address, trsvcid or self.port)
+        return port
+
+    # expose / withdraw --------------------------------------------------------------------------
+    def expose(self, ex: Export) -> None:
+        """Create or update the export (idempotent). Refused with ALREADY_EXISTS, changing nothing,
+        when the subsystem belongs to another object; a subsystem this call created is removed
+        again when a later step fails."""
+        existing = self._lookup(ex.nqn)
+        if existing is not None and not self._ours(existing, ex.uuid, ex.device):
+            raise AlreadyExists(f"NVMe-oF subsystem {ex.nqn} exists and exports another device; "
+                                "it is left untouched")
+        created = existing is None
+        sub = existing or configfs.Subsystem(ex.nqn, "create")
+        try:
+            if created:
+                self._identify(sub, ex)
+            ns = sub.namespace(1, "any")
+            grpid = ex.ana_group or 1
+            if not ns.enabled or not ns.device_path or ns.ana_grpid != grpid:
+                ns.disable()
+                ns.set_device(ex.device, uuid=ex.uuid, nguid=ex.uuid)
+                ns.ana_grpid = grpid
+                ns.enable()
+            with self._lock:
+                sub.set_allowed_hosts(list(ex.hosts))
+                for p in ex.ports or (self.port,):
+                    port = self._ensure_port(p)
+                    if ex.ana_group:
+                        port.ana_group(ex.ana_group, "any").state = ANA_WIRE_TO_STATE.get(ex.ana_state, "optimized")
+                    if ex.nqn not in port.subsystems:
+                        port.add_subsystem(ex.nqn)
+            self.gc_hosts()
+        except Exception:
+            if created:
+                self.withdraw(ex.name, ex.uuid, ex.device, ex.ana_group)
+            raise
+
+    @staticmethod
+    def _identify(sub: configfs.Subsystem, ex: Export) -> None:
+        """Identity before any host connects (the kernel refuses it after discovery)."""
+        if sub.has_attr("attr_model"):
+            sub.model = MODEL
+        sub.serial = serial_for(ex.uuid)
+        if ex.cntlid is not None:
+            sub.cntlid_min, sub.cntlid_max = ex.cntlid
+
+    def set_allowed_hosts(self, name: str, hosts: list[str]) -> None:
+        """Change who may connect. Hosts no longer allowed are cut off: the port link is cycled,
+        which drops their controllers (new connects are checked against the list)."""
+        sub = configfs.Subsystem(nqn_for(name), "lookup")
+        removed = [h for h in sub.allowed_hosts if h not in hosts] or (hosts and sub.allow_any_host)
+        with self._lock:
+            sub.set_allowed_hosts(hosts)
+            if removed:
+                for port in self.root.ports:
+                    if sub.nqn in port.subsystems:
+                        port.remove_subsystem(sub.nqn)
+                        port.add_subsystem(sub.nqn)
+        self.gc_hosts()
+
+    def set_ana_state(self, ports: list[int], grpid: int, ana_state: int) -> None:
+        for p in ports:
+            port = self._find_port(p)
+            if port is not None:
+                port.ana_group(grpid, "any").state = ANA_WIRE_TO_STATE[ana_state]
+
+    def withdraw(self, name: str, uuid: str, device: str | None, ana_group: int = 0) -> None:
+        """Remove the export of ``name`` if it is ours (idempotent); someone else's is left alone."""
+        sub = self._lookup(nqn_for(name))
+        if sub is None:
+            return
+        if not self._ours(sub, uuid, device):
+            log.warning("not removing NVMe-oF subsystem %s: it exports another device", sub.nqn)
+            return
+        with self._lock:
+            ours = self._find_port()
+            portids = sub.ports() + ([ours.portid] if ours is not None else [])
+            sub.delete()  # unlinks ports and hosts, disables and removes namespaces
+            if ana_group in ANA_GROUPS:
+                for port in self.root.ports:
+                    if port.portid in portids:
+                        try:
+                            port.ana_group(ana_group, "lookup").delete()
+                        except CFSError:
+                            pass
+            self._drop_unused_ports(portids)
+        self.gc_hosts()
+
+    def _drop_unused_ports(self, portids: list[int]) -> None:
+        for port in self.root.ports:
+            if port.portid in portids and port.portid in PORT_IDS and not port.subsystems:
+                port.delete()
+
+    # queries ------------------------------------------------------------------------------------
+    def is_shared(self, name: str) -> bool:
+        return os.path.isdir(os.path.join(self.root.path, "subsystems", nqn_for(name)))
+
+    def shared_device(self, name: str) -> str | None:
+        try:
+            return configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup").device_path
+        except CFSError:
+            return None
+
+    def revalidate(self, name: str) -> None:
+        configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup").revalidate_size()
+
+    def gc_hosts(self) -> None:
+        """Host entries nobody links to any more are removed (they grant nothing by themselves)."""
+        with self._lock:
+            linked = {h for s in self.root.subsystems for h in s.allowed_hosts}
+            for host in self.root.hosts:
+                if host.nqn not in linked:
+                    try:
+                        host.delete()
+                    except CFSError:
+                        pass  # linked meanwhile by someone else
