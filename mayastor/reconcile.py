@@ -77,12 +77,12 @@ def _pool(node, row: PoolRow) -> None:
 
 def remove_orphans(node) -> None:
     ctl, tags = node.ctl, node.tags
+    # everything SQLite knows stays, also of a pool that could not be brought back this time (a
+    # disk late or refused): its devices and shares may still serve, and a later import adopts them
     with node.store.session() as s:
-        known_thin = {tags.thin(u) for u in s.scalars(
-            select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid.in_(list(node.pools.live))))}
-    known_pool = {p.thin.name for p in node.pools.live.values()} | \
-                 {p.thin.data_name for p in node.pools.live.values()} | \
-                 {p.thin.meta_name for p in node.pools.live.values()}
+        known_thin = {tags.thin(u) for u in s.scalars(select(ReplicaRow.uuid))}
+        pool_uuids = list(s.scalars(select(PoolRow.uuid)))
+    known_pool = {tags.pool(u, part) for u in pool_uuids for part in ("tpool", "data", "meta")}
     with node.store.session() as s:
         known_nexus = set(s.scalars(select(NexusRow.uuid)))
     known_top = {tags.nexus(u) for u in known_nexus}

@@ -16,6 +16,9 @@ from .errors import InvalidArgument
 NQN_PREFIX = "nqn.2019-05.io.openebs:"
 # NQNs are at most 223 bytes; a replica's subsystem NQN is NQN_PREFIX + name.
 NAME_MAX = 223 - len(NQN_PREFIX)
+# byte sizes we keep: SQLite's INTEGER is signed 64-bit (and no device is 8 EiB)
+SIZE_MAX = (1 << 63) - 1
+U64_MAX = (1 << 64) - 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -7,9 +7,7 @@ keeps its own reference, so our copy is closed afterwards. Netlink needs CAP_SYS
 from __future__ import annotations
 
 import errno
-import os
 import time
-from dataclasses import dataclass
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
@@ -18,6 +16,7 @@ from pyroute2.netlink.generic import GenericNetlinkSocket
 from .errors import KernelError, NotSupportedError
 from .kmsg import KmsgCursor
 from .nbd_proto import ExportInfo, NbdAddress, negotiate, parse_uri
+from .nbd_sysfs import NbdDevice, is_connected  # noqa: F401 (part of this module's API)
 
 NBD_CMD_CONNECT = 1
 NBD_CMD_DISCONNECT = 2
@@ -69,27 +68,6 @@ class NbdError(KernelError):
     pass
 
 
-@dataclass(frozen=True)
-class NbdDevice:
-    index: int
-    export: ExportInfo | None = None
-
-    @property
-    def name(self) -> str:
-        return f"nbd{self.index}"
-
-    @property
-    def path(self) -> str:
-        return f"/dev/nbd{self.index}"
-
-    def backend(self) -> str | None:
-        try:
-            with open(f"/sys/block/{self.name}/backend") as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            return None
-
-
 def _open() -> GenericNetlinkSocket:
     sock = GenericNetlinkSocket()
     try:
@@ -125,6 +103,17 @@ def connect(uri: str | NbdAddress, index: int | None = None, timeout: int = 30,
     sock = addr.open()
     try:
         info = negotiate(sock, addr.export)
+    except BaseException:
+        sock.close()
+        raise
+    return attach(sock, info, str(uri), index, timeout, dead_conn_timeout, backend)
+
+
+def attach(sock, info: ExportInfo, uri: str, index: int | None = None, timeout: int = 30,
+           dead_conn_timeout: int | None = None, backend: str | None = None) -> NbdDevice:
+    """Hand a socket that has done the handshake to the kernel as /dev/nbdN; the socket is
+    closed here (the kernel holds its own reference)."""
+    try:
         sock.settimeout(None)  # the kernel expects a blocking socket
         attrs: list = [
             ("NBD_ATTR_SIZE_BYTES", info.size),
@@ -139,16 +128,16 @@ def connect(uri: str | NbdAddress, index: int | None = None, timeout: int = 30,
             attrs.append(("NBD_ATTR_DEAD_CONN_TIMEOUT", dead_conn_timeout))
         if backend:
             attrs.append(("NBD_ATTR_BACKEND_IDENTIFIER", backend))
-        replies = _request(NBD_CMD_CONNECT, attrs, f"nbd connect {addr.export!r}", str(uri))
+        replies = _request(NBD_CMD_CONNECT, attrs, "nbd connect", uri)
     finally:
-        sock.close()  # the kernel holds its own reference now
+        sock.close()
     got = index
     for r in replies:
         val = r.get_attr("NBD_ATTR_INDEX")
         if val is not None:
             got = val
     if got is None:
-        raise NbdError(errno.EIO, "nbd connect", "kernel reply carried no device index", str(uri))
+        raise NbdError(errno.EIO, "nbd connect", "kernel reply carried no device index", uri)
     dev = NbdDevice(got, info)
     _wait_size(dev, info.size)
     return dev
@@ -193,8 +182,3 @@ def status(index: int | None = None) -> dict[int, bool]:
         for item in dl.get_attrs("NBD_DEVICE_ITEM"):
             out[item.get_attr("NBD_DEVICE_INDEX")] = bool(item.get_attr("NBD_DEVICE_CONNECTED"))
     return out
-
-
-def is_connected(index: int) -> bool:
-    # pid file exists while a socket is configured (ioctl or netlink)
-    return os.path.exists(f"/sys/block/nbd{index}/pid")

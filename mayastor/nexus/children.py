@@ -49,6 +49,9 @@ class ChildDevice:
     def __init__(self, uri: ChildUri, ctx: ChildContext):
         self.uri, self.ctx = uri, ctx
 
+    def check(self) -> None:
+        """Refuse, before anything is recorded or opened, a child that can never be used."""
+
     def open(self) -> str:
         raise NotImplementedError
 
@@ -72,9 +75,15 @@ class LocalReplica(ChildDevice):
 
 
 class FileOrDevice(ChildDevice):
+    def check(self) -> None:
+        self._target()
+
+    def _target(self):
+        return self.ctx.paths.check(self.uri.path, f"child {self.uri.uri}", META_BYTES + 4096,
+                                    Tags(self.ctx.node).nexus_prefix)
+
     def open(self) -> str:
-        target = self.ctx.paths.check(self.uri.path, f"child {self.uri.uri}", META_BYTES + 4096,
-                                      Tags(self.ctx.node).nexus_prefix)
+        target = self._target()
         path = target.path
         if target.kind == "block":
             dev = path
@@ -180,22 +189,31 @@ class Nbd(ChildDevice):
         return f"mayastor:{self.ctx.node}:{self.tag}"
 
     def _find(self):
-        from ..kernel import nbd
-        for index in nbd.status():
-            dev = nbd.NbdDevice(index, None)
-            if nbd.is_connected(index) and dev.backend() == self.backend:
-                return dev
-        return None
+        from ..kernel import nbd_sysfs
+        return nbd_sysfs.connected_to(self.backend)
 
     def open(self) -> str:
-        from ..kernel import nbd
+        # sysfs and the handshake first: a server that is down or silent fails here, before the
+        # netlink client (pyroute2, seconds to import under emulation) is even loaded
+        from ..kernel import nbd_proto
         dev = self._find()
-        if dev is None:
-            try:
-                dev = nbd.connect(f"nbd://{self.uri.host}:{self.uri.port}/{self.uri.path}", backend=self.backend)
-            except (KernelError, OSError) as exc:
-                raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
-        return dev.path
+        if dev is not None:
+            return dev.path
+        addr = nbd_proto.parse_uri(f"nbd://{self.uri.host}:{self.uri.port}/{self.uri.path}")
+        try:
+            sock = addr.open()
+        except OSError as exc:
+            raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
+        try:
+            info = nbd_proto.negotiate(sock, addr.export)
+        except (OSError, nbd_proto.NbdProtocolError) as exc:
+            sock.close()
+            raise FailedPrecondition(f"child {self.uri.uri}: NBD handshake failed: {exc}") from None
+        from ..kernel import nbd
+        try:
+            return nbd.attach(sock, info, self.uri.uri, backend=self.backend).path
+        except (KernelError, OSError) as exc:
+            raise FailedPrecondition(f"child {self.uri.uri}: cannot attach: {exc}") from None
 
     def close(self) -> None:
         from ..kernel import nbd

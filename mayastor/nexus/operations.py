@@ -17,6 +17,7 @@ from ..store import RebuildJob
 from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export
 from . import state as S
 from .stack import SECTOR
+from .children import device_for
 from .uri import parse as parse_uri
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class NexusOperations:
             row, kids = self._running(uuid)
             if any(k.uri == p.uri for k in kids):
                 raise AlreadyExists(f"child {uri} is already in nexus {uuid}")
-            with self.store.session() as s:
+            device_for(p, self.ctx).check()  # a path it may never open is refused before it is recorded
+            with self.locks.hold("nexus-claims"), self.store.session() as s:
                 clash = s.scalar(select(ChildRow).where(ChildRow.uri == p.uri))
                 if clash is not None:
                     raise InvalidArgument(f"child {uri} belongs to nexus {clash.nexus_uuid}")
@@ -266,8 +268,8 @@ class NexusOperations:
         """Bytes per second a full rebuild of this nexus may copy (0 = unlimited); our extension.
         Applies to copy passes started after the call."""
         uuid = validate.uuid(uuid, "nexus uuid")
-        if rate < 0:
-            raise InvalidArgument("rebuild rate must not be negative")
+        if not 0 <= rate <= validate.U64_MAX:
+            raise InvalidArgument("rebuild rate must be a uint64 (bytes per second)")
         with self._lock(uuid):
             self._load(uuid)
             with self.store.session() as s:
@@ -285,6 +287,8 @@ class NexusOperations:
                 raise InvalidArgument(f"a nexus can only grow (now {row.size} bytes) by multiples of 512")
             if self.rebuilds.of_nexus(uuid):
                 raise FailedPrecondition(f"nexus {uuid} is rebuilding a child; resize it afterwards")
+            if requested_size > validate.SIZE_MAX:
+                raise FailedPrecondition(f"cannot grow nexus to {requested_size} bytes: no child is that large")
             old = row.size
             with self.store.session() as s:
                 s.get(Row, uuid).size = requested_size
@@ -314,10 +318,11 @@ class NexusOperations:
             if row.published and row.share != share:
                 raise InvalidArgument(f"nexus {uuid} is already published with another protocol")
             if share == 1:
-                grpid = row.ana_grpid or self._free_ana_group()
-                with self.store.session() as s:
-                    r = s.get(Row, uuid)
-                    r.ana_grpid, r.share, r.published, r.allowed_hosts = grpid, 1, True, hosts
+                with self.locks.hold("nexus-ana-groups"):  # two publishes never pick one group
+                    grpid = row.ana_grpid or self._free_ana_group()
+                    with self.store.session() as s:
+                        r = s.get(Row, uuid)
+                        r.ana_grpid, r.share, r.published, r.allowed_hosts = grpid, 1, True, hosts
                 try:
                     self._publish_kernel(self._load(uuid)[0])
                 except (KernelError, OSError, MayastorError) as exc:

@@ -251,46 +251,61 @@ class NexusService(NexusOperations):
                nexus_info_key: str = "") -> NexusView:
         uuid = validate.uuid(uuid, "nexus uuid")
         name = validate.name(name or uuid, "nexus name")
-        if size <= 0 or size % BLOCK:
-            raise InvalidArgument(f"nexus size {size} must be a positive multiple of {BLOCK}")
+        if size <= 0 or size % BLOCK or size > validate.SIZE_MAX:
+            raise InvalidArgument(f"nexus size {size} must be a positive multiple of {BLOCK} "
+                                  f"up to {validate.SIZE_MAX}")
         if not children:
             raise InvalidArgument("a nexus needs at least one child")
         parsed = [parse_uri(c) for c in children]
         if len({p.uri for p in parsed}) != len(parsed):
             raise InvalidArgument("the same child is listed twice")
+        for p in parsed:  # paths it may never open are refused before anything is recorded
+            device_for(p, self.ctx).check()
         lo, hi = min_cntlid or 1, max_cntlid or CNTLID_MAX
         if not 1 <= lo <= hi <= CNTLID_MAX:
             raise InvalidArgument(f"invalid controller id range {lo}..{hi} (1..{CNTLID_MAX})")
         if len(nexus_info_key) > 255:
             raise InvalidArgument("nexus info key too long")
-        with self.locks.hold("nexus-create"), self._lock(uuid):
-            existing = self._check_new(name, uuid, size, parsed)
-            if existing is not None:
-                return existing
+        with self._lock(uuid):
+            # node-wide only while names and children are claimed (the intent rows); children are
+            # opened afterwards, so a slow network child never holds up other creates
+            with self.locks.hold("nexus-claims"):
+                existing = self._check_new(name, uuid, size, parsed)
+                if existing is not None:
+                    return existing
+                self._record_intent(name, uuid, size, parsed, lo, hi, resv_key, preempt_key, nexus_info_key)
+            return self._build(name, uuid)
+
+    def _record_intent(self, name: str, uuid: str, size: int, parsed: list[ChildUri], lo: int, hi: int,
+                       resv_key: int, preempt_key: int, nexus_info_key: str) -> None:
+        with self.store.session() as s:
+            s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
+                      max_cntl_id=hi, resv_key=resv_key, preempt_key=preempt_key,
+                      region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None))
+            s.flush()
+            for i, p in enumerate(parsed):
+                s.add(ChildRow(nexus_uuid=uuid, uri=p.uri, position=i, state="online", reason=S.R_NONE,
+                               device_uuid=p.uuid, healthy=True))
+
+    def _build(self, name: str, uuid: str) -> NexusView:
+        """Open the children and assemble the stack of a recorded nexus (its lock held); on
+        failure everything, the intent rows included, is removed again."""
+        row, kids = self._load_any(uuid)
+        try:
+            self._apply(row, kids, fresh={k.id for k in kids}, nosync=True)
+        except BaseException as exc:
+            self._teardown(row, kids)
             with self.store.session() as s:
-                s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
-                          max_cntl_id=hi, resv_key=resv_key, preempt_key=preempt_key,
-                          region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None))
-                s.flush()
-                for i, p in enumerate(parsed):
-                    s.add(ChildRow(nexus_uuid=uuid, uri=p.uri, position=i, state="online", reason=S.R_NONE,
-                                   device_uuid=p.uuid, healthy=True))
-            row, kids = self._load_any(uuid)
-            try:
-                self._apply(row, kids, fresh={k.id for k in kids}, nosync=True)
-            except BaseException as exc:
-                self._teardown(row, kids)
-                with self.store.session() as s:
-                    s.delete(s.get(Row, uuid))
-                if isinstance(exc, (KernelError, OSError, ValueError)):
-                    raise Internal(f"create nexus {name}: {exc}") from None
-                raise
-            with self.store.session() as s:
-                r = s.get(Row, uuid)
-                r.lifecycle = "ready"
-                r.state = S.transition(r.state, "online")
-            log.info("nexus %s (%s) created over %d children", name, uuid, len(kids))
-            return self.view(uuid)
+                s.delete(s.get(Row, uuid))
+            if isinstance(exc, (KernelError, OSError, ValueError)):
+                raise Internal(f"create nexus {name}: {exc}") from None
+            raise
+        with self.store.session() as s:
+            r = s.get(Row, uuid)
+            r.lifecycle = "ready"
+            r.state = S.transition(r.state, "online")
+        log.info("nexus %s (%s) created over %d children", name, uuid, len(kids))
+        return self.view(uuid)
 
     def _load_any(self, uuid: str) -> tuple[Row, list[ChildRow]]:
         with self.store.session() as s:
@@ -332,7 +347,7 @@ class NexusService(NexusOperations):
     def destroy(self, uuid: str) -> None:
         uuid = validate.uuid(uuid, "nexus uuid")
         self.rebuilds.stop_nexus(uuid)
-        with self.locks.hold("nexus-create"), self._lock(uuid):
+        with self._lock(uuid):
             with self.store.session() as s:
                 row = s.get(Row, uuid)
                 if row is None:
@@ -391,7 +406,11 @@ class NexusService(NexusOperations):
                                                            RebuildJob.state == "running")))
         progress: dict[str, int] = {}
         if jobs:
-            st = self.stack(uuid).status()
+            try:
+                st = self.stack(uuid).status()
+            except (KernelError, OSError, ValueError) as exc:  # listed all the same, without md's progress
+                log.warning("nexus %s: no raid status: %s", row.name, exc)
+                st = None
             pct = int(st.progress * 100) if st is not None and st.sync_action in ("recover", "resync") else 0
             for j in jobs:
                 progress[j.dst_uri] = j.blocks_recovered * 100 // max(j.blocks_total, 1) if j.phase else pct

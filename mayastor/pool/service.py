@@ -2,7 +2,7 @@
 
 Every mutating call follows validate → record intent in SQLite → apply to the kernel (idempotent)
 → record done. A pool that is up lives in `PoolService.live` with its open disks, its `ThinPool`
-and its replica catalog; replica calls on it hold its lock (`locks.hold(pool uuid)`).
+and its replica catalog; replica calls on it hold its lock shared, pool-wide calls exclusively (locks.py).
 """
 
 from __future__ import annotations
@@ -314,22 +314,24 @@ class PoolService:
     # catalog ------------------------------------------------------------------------------------
     def write_catalog(self, pool: LivePool, rows: list[ReplicaRow] | None = None) -> None:
         """Store the pool's ready replicas in its catalog and advance the pool's transaction id
-        (compare-and-swap: a second writer of the same pool makes this fail)."""
-        if rows is None:
-            with self.store.session() as s:
-                rows = list(s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid,
-                                                               ReplicaRow.lifecycle == "ready")))
-        old = pool.catalog.generation
-        new = cat.Catalog(old, sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
-        cat.write(pool.catalog_device, new)
-        pool.thin.set_transaction_id(pool.thin.status().transaction_id, new.generation)
-        pool.catalog = new
+        (compare-and-swap: a second writer of the same pool makes this fail). Writers of one pool
+        take turns, each reading the rows inside its turn, so the last write has the newest rows."""
+        with self.locks.hold(f"catalog:{pool.uuid}"):
+            if rows is None:
+                with self.store.session() as s:
+                    rows = list(s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid,
+                                                                   ReplicaRow.lifecycle == "ready")))
+            old = pool.catalog.generation
+            new = cat.Catalog(old, sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
+            cat.write(pool.catalog_device, new)
+            pool.thin.set_transaction_id(pool.thin.status().transaction_id, new.generation)
+            pool.catalog = new
 
     # export / destroy ---------------------------------------------------------------------------
     def export(self, name_or_uuid: str, replicas) -> None:
         with self._registry:
             pool = self.find(name_or_uuid)
-            with self.locks.hold(pool.uuid):
+            with self.locks.exclusive(pool.uuid):
                 try:
                     replicas.unload_pool(pool)
                     pool.thin.teardown()
@@ -347,7 +349,7 @@ class PoolService:
     def destroy(self, name_or_uuid: str, replicas) -> None:
         with self._registry:
             pool = self.find(name_or_uuid)
-            with self.locks.hold(pool.uuid):
+            with self.locks.exclusive(pool.uuid):
                 with self.store.session() as s:
                     s.get(PoolRow, pool.uuid).lifecycle = "destroying"
                 self.finish_destroy(pool, replicas)
@@ -357,10 +359,13 @@ class PoolService:
         try:
             replicas.unload_pool(pool)
             pool.thin.teardown()
-            for d in pool.open_disks:
-                wipe_label(d.device, d.size)
         except KernelError as exc:
             raise _wrap_kernel(f"destroy pool {pool.name}", exc) from None
+        for d in pool.open_disks:
+            try:
+                wipe_label(d.device, d.size)
+            except OSError as exc:  # a disk that went away keeps its label; the pool goes all the same
+                log.warning("destroy pool %s: cannot wipe the label of %s: %s", pool.name, d.uri.canonical, exc)
         with self.store.session() as s:
             for r in s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid)):
                 s.delete(r)
@@ -374,7 +379,7 @@ class PoolService:
     # grow ---------------------------------------------------------------------------------------
     def grow(self, name_or_uuid: str) -> tuple[dict, LivePool]:
         pool = self.find(name_or_uuid)
-        with self.locks.hold(pool.uuid):
+        with self.locks.exclusive(pool.uuid):
             before = self.snapshot_numbers(pool)
             for d in pool.open_disks:
                 if d.loop is not None:  # a file: the loop device learns the new size on request

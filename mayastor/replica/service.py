@@ -2,8 +2,13 @@
 
 A replica is a dm-thin volume named after its uuid; snapshots are read-only thin snapshots
 (``create_snap`` with the origin suspended), clones are writable snapshots of a snapshot. All three
-are rows of one table, told apart by ``kind``. Calls hold the pool's lock, so calls on different
-pools run in parallel.
+are rows of one table, told apart by ``kind``.
+
+Locks, always taken in this order: the pool's shared lock (pool-wide calls — destroy, export,
+grow — take it exclusively), the lock of each replica a call changes, then, only around
+allocation (name and space checks, the intent row, the thin id and its thin-pool message), the
+pool's allocation lock. Creating devices, sharing them and writing the catalog happen outside the
+allocation lock, so concurrent creates on one pool wait for each other only while allocating.
 """
 
 from __future__ import annotations
@@ -129,9 +134,17 @@ class ReplicaService:
         if pool_uuid is not None and pool_uuid != pool.uuid:
             self.pools.find(pool_uuid)
             raise InvalidArgument(f"replica {uuid} is not in pool {pool_uuid}")
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._row(uuid)  # it may have gone while we waited
             yield row, self.device(row)
+
+    def _one(self, uuid: str):
+        """The lock of one replica, snapshot or clone."""
+        return self.locks.hold(f"replica:{uuid}")
+
+    def _allocating(self, pool: LivePool):
+        """The pool's allocation lock: held only while names, space and thin ids are handed out."""
+        return self.locks.hold(f"alloc:{pool.uuid}")
 
     def mapped_extents(self, row: Row) -> list[tuple[int, int]]:
         """Byte extents of the replica that hold data (from its pool's thin metadata)."""
@@ -249,16 +262,19 @@ class ReplicaService:
         if not pool_id:
             raise InvalidArgument("pool name or uuid is required")
         pool = self.pools.find(pool_id)
-        with self.locks.hold(pool.uuid):
-            self._refuse_taken(name, uuid)
-            size = self._round(pool, size)
-            self._check_space(pool, size, thin)
-            return self._create_thin_device(pool, name, uuid, size, thin, share, hosts, entity_id,
-                                            kind="replica", origin=None)
+        with self.locks.shared(pool.uuid), self._one(uuid):
+            with self._allocating(pool):
+                self._refuse_taken(name, uuid)
+                size = self._round(pool, size)
+                self._check_space(pool, size, thin)
+                row = self._allocate(pool, name, uuid, size, thin, share, hosts, entity_id, "replica", None)
+            return self._finish_create(pool, row, hosts)
 
-    def _create_thin_device(self, pool: LivePool, name: str, uuid: str, size: int, thin: bool, share: int,
-                            hosts: list[str], entity_id: str | None, kind: str, origin: Row | None,
-                            txn_id: str | None = None) -> ReplicaView:
+    def _allocate(self, pool: LivePool, name: str, uuid: str, size: int, thin: bool, share: int,
+                  hosts: list[str], entity_id: str | None, kind: str, origin: Row | None,
+                  txn_id: str | None = None) -> Row:
+        """Record the intent and make the thin device in the pool (allocation lock held); the
+        device is not active yet."""
         thin_id = self._next_thin_id(pool)
         try:
             with self.store.session() as s:  # intent first: reconcile rolls back what never finished
@@ -273,6 +289,17 @@ class ReplicaService:
             while not (pool.thin.create_snap(row.thin_id, origin.thin_id, self.dm_name(origin)) if origin
                        else pool.thin.create_thin(row.thin_id)):
                 row = self._update(uuid, thin_id=row.thin_id + 1)  # id taken by something unknown
+        except BaseException as exc:
+            self._rollback_create(pool, row)
+            if isinstance(exc, KernelError):
+                raise _kernel(f"create {kind} {name}", exc) from None
+            raise
+        return row
+
+    def _finish_create(self, pool: LivePool, row: Row, hosts: list[str]) -> ReplicaView:
+        """Activate, share when asked, mark ready, write the catalog (the replica's lock held)."""
+        kind, name, uuid, share = row.kind, row.name, row.uuid, row.share
+        try:
             self._activate(pool, row)
             crashpoint.hit(f"{kind}.create.device")
             if share == SHARE_NVMF:
@@ -286,7 +313,7 @@ class ReplicaService:
             if isinstance(exc, KernelError):
                 raise _kernel(f"create {kind} {name}", exc) from None
             raise
-        log.info("%s %s (%s) created in pool %s, %d bytes", kind, name, uuid, pool.name, size)
+        log.info("%s %s (%s) created in pool %s, %d bytes", kind, name, uuid, pool.name, row.size)
         return self.view(row)
 
     def _refuse_taken(self, name: str, uuid: str) -> None:
@@ -338,7 +365,7 @@ class ReplicaService:
             raise ReplicaNotFound(uuid)
         if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
             raise FailedPrecondition(f"replica {uuid} is not in pool {pool_name or pool_uuid}")
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             self._destroy_locked(pool, uuid)
 
     def _destroy_locked(self, pool: LivePool, uuid: str) -> None:
@@ -361,8 +388,9 @@ class ReplicaService:
         if row.kind == "clone" and row.source_uuid:
             snap = self._row_any(row.source_uuid)
             if snap is not None and snap.discarded and not self._clones_of(snap.uuid):
-                self._update(snap.uuid, lifecycle="destroying")
-                self.finish_destroy(pool, snap)
+                with self._one(snap.uuid):
+                    self._update(snap.uuid, lifecycle="destroying")
+                    self.finish_destroy(pool, snap)
                 return
         self.pools.write_catalog(pool)
 
@@ -377,7 +405,7 @@ class ReplicaService:
         hosts = validate.host_nqns(allowed_hosts)
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._row(uuid)
             if share == SHARE_NONE:
                 return self._unshare_locked(pool, row)
@@ -398,7 +426,7 @@ class ReplicaService:
         uuid = validate.uuid(uuid, "replica uuid")
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             return self._unshare_locked(pool, self._row(uuid))
 
     def _unshare_locked(self, pool: LivePool, row: Row) -> ReplicaView:
@@ -415,15 +443,16 @@ class ReplicaService:
         uuid = validate.uuid(uuid, "replica uuid")
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._row(uuid)
             size = self._round(pool, requested_size)
             if requested_size <= 0 or requested_size < row.size:
                 raise InvalidArgument(f"replica {row.name} is {row.size} bytes; it can only grow")
             if size == row.size:
                 return self.view(row)
-            self._check_space(pool, size, row.thin, exclude=row.uuid, already=0)
-            row = self._update(uuid, size=size)
+            with self._allocating(pool):
+                self._check_space(pool, size, row.thin, exclude=row.uuid, already=0)
+                row = self._update(uuid, size=size)
             try:
                 self._activate(pool, row)
                 if row.share == SHARE_NVMF:
@@ -438,7 +467,7 @@ class ReplicaService:
         validate.entity_id(entity_id)
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._update(uuid, entity_id=entity_id)
             self.pools.write_catalog(pool)
             return self.view(row)
@@ -455,13 +484,15 @@ class ReplicaService:
             validate.entity_id(txn_id)
         src = self._row(replica_uuid)
         pool = self.pools.live[src.pool_uuid]
-        with self.locks.hold(pool.uuid):
-            existing = self._row_any(snapshot_uuid)
-            if existing is not None:
-                raise AlreadyExists(f"snapshot {snapshot_uuid} already exists")
+        with self.locks.shared(pool.uuid), self._one(replica_uuid), self._one(snapshot_uuid):
             src = self._row(replica_uuid)
-            return self._create_thin_device(pool, snapshot_name, snapshot_uuid, src.size, True, SHARE_NONE, [],
-                                            entity_id or src.entity_id, "snapshot", src, txn_id or None)
+            with self._allocating(pool):
+                existing = self._row_any(snapshot_uuid)
+                if existing is not None:
+                    raise AlreadyExists(f"snapshot {snapshot_uuid} already exists")
+                row = self._allocate(pool, snapshot_name, snapshot_uuid, src.size, True, SHARE_NONE, [],
+                                     entity_id or src.entity_id, "snapshot", src, txn_id or None)
+            return self._finish_create(pool, row, [])
 
     def list_snapshots(self, source_uuid: str | None = None, snapshot_uuid: str | None = None,
                        discarded: bool | None = None, invalid: bool | None = None) -> list[ReplicaView]:
@@ -479,7 +510,7 @@ class ReplicaService:
         pool = self.pools.live[row.pool_uuid]
         if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
             raise FailedPrecondition(f"snapshot {uuid} is not in pool {pool_name or pool_uuid}")
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(uuid):
             if self._clones_of(uuid):  # clones read through it: only mark it, it goes with its last clone
                 self._update(uuid, discarded=True)
                 self.pools.write_catalog(pool)
@@ -492,13 +523,15 @@ class ReplicaService:
         validate.name(clone_name, "clone name")
         snap = self._row(snapshot_uuid, kinds=("snapshot",))
         pool = self.pools.live[snap.pool_uuid]
-        with self.locks.hold(pool.uuid):
+        with self.locks.shared(pool.uuid), self._one(clone_uuid), self._one(snapshot_uuid):
             snap = self._row(snapshot_uuid, kinds=("snapshot",))
             if snap.discarded:
                 raise FailedPrecondition(f"snapshot {snapshot_uuid} is discarded")
-            self._refuse_taken(clone_name, clone_uuid)
-            return self._create_thin_device(pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [],
-                                            snap.entity_id, "clone", snap)
+            with self._allocating(pool):
+                self._refuse_taken(clone_name, clone_uuid)
+                row = self._allocate(pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [],
+                                     snap.entity_id, "clone", snap)
+            return self._finish_create(pool, row, [])
 
     def list_clones(self, snapshot_uuid: str | None = None) -> list[ReplicaView]:
         return [v for v in self.list(kinds=("clone",)) if snapshot_uuid is None or v.row.source_uuid == snapshot_uuid]
@@ -517,7 +550,11 @@ class ReplicaService:
 
     def bring_up(self, pool: LivePool) -> None:
         """Make the kernel match SQLite for a pool's devices: roll back unfinished creates, finish
-        unfinished destroys, activate and re-share the rest."""
+        unfinished destroys, activate and re-share the rest (no replica call meanwhile)."""
+        with self.locks.exclusive(pool.uuid):
+            self._bring_up(pool)
+
+    def _bring_up(self, pool: LivePool) -> None:
         for row in self.rows_of(pool):
             if row.lifecycle == "creating":
                 log.info("rolling back unfinished create of %s %s", row.kind, row.name)

@@ -6,10 +6,34 @@ from datetime import datetime, timezone
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from ..validate import U64_MAX
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class UInt64(TypeDecorator):
+    """A uint64 of the wire (reservation keys: the control plane draws them from a uuid's low 64
+    bits, so half are >= 2**63) in SQLite's signed 64-bit INTEGER: stored as its two's-complement
+    bit pattern, read back unsigned. The column stays BIGINT, so no migration is needed; values
+    below 2**63 are stored exactly as before."""
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not 0 <= value <= U64_MAX:
+            raise ValueError(f"{value} is not a uint64")
+        return value - (1 << 64) if value >= 1 << 63 else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value + (1 << 64) if value < 0 else value
 
 
 class Base(DeclarativeBase):
@@ -76,8 +100,8 @@ class Nexus(Base):
     lifecycle: Mapped[str] = mapped_column(String(16), default="creating")
     min_cntl_id: Mapped[int] = mapped_column(Integer, default=1)
     max_cntl_id: Mapped[int] = mapped_column(Integer, default=0xFFEF)
-    resv_key: Mapped[int] = mapped_column(BigInteger, default=0)
-    preempt_key: Mapped[int] = mapped_column(BigInteger, default=0)
+    resv_key: Mapped[int] = mapped_column(UInt64, default=0)  # uint64 on the wire
+    preempt_key: Mapped[int] = mapped_column(UInt64, default=0)
     share: Mapped[int] = mapped_column(Integer, default=0)  # ShareProtocol wire value
     published: Mapped[bool] = mapped_column(Boolean, default=False)  # share NONE = local device
     allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)
@@ -87,7 +111,7 @@ class Nexus(Base):
     # NexusInfo equivalent: did the nexus stop cleanly (children consistent)?
     clean_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
     nexus_info_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    rebuild_rate: Mapped[int] = mapped_column(BigInteger, default=0)  # copier bytes/s, 0 = unlimited
+    rebuild_rate: Mapped[int] = mapped_column(UInt64, default=0)  # copier bytes/s, 0 = unlimited
     # bumped whenever the raid is rebuilt from zeroed metadata: a child whose superblock is from an
     # older epoch must be wiped (treated as new) before it rejoins
     metadata_epoch: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,6 +15,8 @@ from mayastor.kernel import dm, loop, nbd, nvme_fabrics  # noqa: E402
 
 import configfs  # noqa: E402
 
+from .util import force_cleanup  # noqa: E402
+
 DM_PREFIX = "mstest-"
 
 
@@ -106,26 +108,5 @@ def no_leaks():
         time.sleep(0.1)
     if problems:
         # Clean up so one leak does not fail every later test, then fail this one.
-        _force_cleanup()
+        force_cleanup()
         pytest.fail("kernel objects leaked: " + "; ".join(problems))
-
-
-def _force_cleanup() -> None:
-    for c in nvme_fabrics.list_controllers():
-        nvme_fabrics.disconnect(c)
-    configfs.Root().clear()
-    with dm.DeviceMapper() as d:
-        for x in reversed(d.list_devices()):
-            try:
-                d.remove(x.name)
-            except OSError:
-                pass
-    if os.path.isdir("/sys/module/nbd"):
-        for i in nbd.status():
-            if nbd.is_connected(i):
-                nbd.disconnect(i)
-    for dev in loop.list_attached():
-        try:
-            loop.detach(dev)
-        except OSError:
-            pass

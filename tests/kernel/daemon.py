@@ -34,7 +34,8 @@ class Daemon:
         self.channel: grpc.Channel | None = None
         self.client: Client | None = None
 
-    def start(self, timeout: float = 180, env: dict | None = None) -> Client:
+    def spawn(self, env: dict | None = None) -> None:
+        """Start the process (without waiting for it to serve)."""
         argv = ["-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target, "--state-db", self.state_db,
                 "-v", *self.extra_args]
         if self.fork:
@@ -45,6 +46,9 @@ class Daemon:
             self.proc = subprocess.Popen([sys.executable, "-m", "mayastor", *argv], stdout=log, stderr=log,
                                          env={**os.environ, **(env or {})})
             log.close()
+
+    def start(self, timeout: float = 180, env: dict | None = None) -> Client:
+        self.spawn(env)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + timeout
         while True:
@@ -68,7 +72,7 @@ class Daemon:
             self.channel.close()
             self.channel = None
 
-    def wait_exit(self, timeout: float = 30) -> int:
+    def wait_exit(self, timeout: float = 120) -> int:
         """For a daemon that kills itself (crash points): reap it."""
         self._close_channel()
         rc = self.proc.wait(timeout=timeout)
@@ -80,18 +84,20 @@ class Daemon:
         if self.proc is None:
             return 0
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
+        rc = self.proc.wait(timeout=300)
         self.proc = None
         return rc
 
     def kill9(self) -> None:
         self._close_channel()
         if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=120)
             self.proc = None
 
 
+TEARDOWN_CALL = 600  # seconds a teardown call may take on a loaded machine before we give up on it
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
 
 
@@ -115,16 +121,24 @@ def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, 
     if start:
         d.start(timeout=180)
     yield d
-    if d.proc is not None and d.proc.poll() is not None:
-        d.wait_exit()
-    if d.proc is None:
-        d.start()
-    for nqn in nqns:
-        subprocess.run(["nvme", "disconnect", "-n", nqn], capture_output=True)
-    c = d.client
-    for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-        c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-    for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-        c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-    assert d.stop() == 0
-    assert ours(node) == []
+    try:
+        if d.proc is not None and d.proc.poll() is not None:
+            d.wait_exit()
+        if d.proc is None:
+            d.start()
+        for nqn in nqns:
+            subprocess.run(["nvme", "disconnect", "-n", nqn], capture_output=True, timeout=120)
+        c = d.client
+        for n in c.nexus.ListNexus(P.nexus.ListNexusOptions(), timeout=TEARDOWN_CALL).nexus_list:
+            c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid), timeout=TEARDOWN_CALL)
+        for p in c.pool.ListPools(P.pool.ListPoolOptions(), timeout=TEARDOWN_CALL).pools:
+            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name), timeout=TEARDOWN_CALL)
+        assert d.stop() == 0
+        assert ours(node) == []
+    except BaseException:
+        # a teardown that cannot finish must not poison the next test: the daemon goes (it would
+        # keep the port) and so does everything in the kernel
+        d.kill9()
+        from .util import force_cleanup
+        force_cleanup()
+        raise

@@ -20,14 +20,14 @@ def start_nbdkit(*args: str) -> subprocess.Popen:
     return proc
 
 
-def wait_unix(path: str, timeout: float = 10) -> None:
+def wait_unix(path: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         assert time.monotonic() < deadline, f"nbdkit did not create {path}"
         time.sleep(0.05)
 
 
-def wait_tcp(port: int, timeout: float = 10) -> None:
+def wait_tcp(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

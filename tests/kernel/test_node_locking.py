@@ -24,7 +24,7 @@ def test_calls_on_different_pools_do_not_serialise(tmp_path):
             node.replicas.create("ra", str(uuid.uuid4()), "la", MiB, True)
             done_a.set()
 
-        with node.locks.hold(a.uuid):
+        with node.locks.exclusive(a.uuid):  # a pool-wide call on a (destroy, export, grow) is running
             t = threading.Thread(target=create_on_a)
             t.start()
             # pool b is free: this returns although a call on pool a is blocked on a's lock

@@ -97,7 +97,7 @@ def test_full_rebuild_onto_a_remote_child_under_fio_verify(daemon, tmp_path):
     c.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=1, allowed_hosts=[HOST]))
     run("nvme", "connect", "-t", "tcp", "-a", "127.0.0.1", "-s", "4421", "-n", f"nqn.2019-05.io.openebs:{NODE}-vol",
         "-q", HOST)
-    dev = nvme_fabrics.wait_for_namespace(nu, timeout=20).path
+    dev = nvme_fabrics.wait_for_namespace(nu, timeout=120).path
     # 24 MiB of data at the start, the rest of the volume never written
     run("fio", "--name=fill", f"--filename={dev}", "--rw=write", "--bs=1M", "--size=24M", "--direct=1",
         "--ioengine=libaio")

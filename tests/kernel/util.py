@@ -49,9 +49,15 @@ def read_direct(path: str, offset: int, size: int) -> bytes:
     return bytes(buf)
 
 
+# Waits are stretched: a loaded machine (scripts/test loaded) may be several times slower than the
+# one a timeout was chosen on, and a longer wait costs nothing when the condition comes true.
+SLOWDOWN = float(os.environ.get("MAYASTOR_TEST_SLOWDOWN", "4"))
+
+
 def wait_for(pred, timeout: float, what: str, interval: float = 0.2):
-    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
+    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` s
+    (times SLOWDOWN)."""
+    deadline = time.monotonic() + timeout * SLOWDOWN
     while True:
         got = pred()
         if got:
@@ -69,3 +75,29 @@ def code_of(call, *args, **kwargs):
     except grpc.RpcError as exc:
         return exc.code()
     return None
+
+
+def force_cleanup() -> None:
+    """Remove every controller, nvmet object, dm device, nbd connection and loop device (the
+    test VM runs nothing else), so that one test's leftovers never fail the next."""
+    from mayastor.kernel import dm, loop, nbd, nvme_fabrics
+
+    import configfs
+    for c in nvme_fabrics.list_controllers():
+        nvme_fabrics.disconnect(c)
+    configfs.Root().clear()
+    with dm.DeviceMapper() as d:
+        for x in reversed(d.list_devices()):
+            try:
+                d.remove(x.name)
+            except OSError:
+                pass
+    if os.path.isdir("/sys/module/nbd"):
+        for i in nbd.status():
+            if nbd.is_connected(i):
+                nbd.disconnect(i)
+    for dev in loop.list_attached():
+        try:
+            loop.detach(dev)
+        except OSError:
+            pass
