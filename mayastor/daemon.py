@@ -22,7 +22,15 @@ log = logging.getLogger("mayastor")
 
 # SPDK-only flags of io-engine: accepted so existing manifests work, ignored with a warning.
 SPDK_FLAGS_WITH_VALUE = (("-l", "--log-components"), ("-m", "--reactor-mask"), ("-s", "--mem-size"),
-                         ("-r", "--rpc-address"), ("--huge-dir",), ("--env-context",))
+                         ("-r", "--rpc-address"), ("--huge-dir",), ("--env-context",),
+                         ("--reactor-freeze-timeout",))
+SPDK_SWITCHES = (("--reactor-freeze-detection",),)  # the chart's optional switch (no reactors here)
+# io-engine flags the chart passes whose feature the kernel target does not have: accepted, and
+# the one log line says why nothing happens (nvmet has no command-retry-delay setting and no
+# persist-through-power-loss; no event bus is fed yet).
+NO_EFFECT_FLAGS = {"--tgt-crdt": "nvmet has no command retry delay setting",
+                   "--ptpl-dir": "nvmet keeps no reservations through power loss",
+                   "--events-url": "events are not published (no NATS client)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     for flags in SPDK_FLAGS_WITH_VALUE:
         p.add_argument(*flags, dest=f"spdk_{flags[-1].lstrip('-').replace('-', '_')}", default=None,
                        help=argparse.SUPPRESS)
+    for flags in SPDK_SWITCHES:
+        p.add_argument(*flags, dest=f"spdk_{flags[-1].lstrip('-').replace('-', '_')}", action="store_const",
+                       const="on", default=None, help=argparse.SUPPRESS)
+    for flag in NO_EFFECT_FLAGS:
+        p.add_argument(flag, dest=f"noeffect_{flag.lstrip('-').replace('-', '_')}", default=None,
+                       help=argparse.SUPPRESS)
     return p
 
 
@@ -62,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in vars(args).items():
         if key.startswith("spdk_") and value is not None:
             log.warning("ignoring SPDK-only option %s=%s (no SPDK here)", key[5:], value)
+        elif key.startswith("noeffect_") and value is not None:
+            flag = "--" + key[len("noeffect_"):].replace("_", "-")
+            log.warning("option %s=%s has no effect here: %s", flag, value, NO_EFFECT_FLAGS[flag])
     log.info("mayastor %s starting", __version__)
     if args.load_modules:
         for problem in modules.ensure():

@@ -17,8 +17,10 @@ def test_probe_finds_everything_in_the_vm():
 
 def test_daemon_logs_probe_and_ignores_spdk_flags():
     res = subprocess.run([sys.executable, "-m", "mayastor", "--probe-only", "-N", "node-a", "-m", "0x3",
-                          "-s", "2048", "--huge-dir", "/dev/hugepages"],
-                         capture_output=True, text=True, timeout=60)
+                          "-s", "2048", "--huge-dir", "/dev/hugepages", "--reactor-freeze-detection",
+                          "--tgt-crdt=30", "--ptpl-dir=/var/local/ms/ptpl/"],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "kernel: dm-raid" in res.stderr and "MISSING" not in res.stderr
-    assert "ignoring SPDK-only option" in res.stderr
+    assert "ignoring SPDK-only option" in res.stderr and "reactor_freeze_detection=on" in res.stderr
+    assert "option --tgt-crdt=30 has no effect here" in res.stderr
