@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IP address nvmet listens on")
     p.add_argument("-y", "--config", default=None, help="config yaml")
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
-    p.add_argument("--api-versions", default="V0,V1", help="comma-separated API versions to serve")
+    p.add_argument("--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
     p.add_argument("--disk-dir", action="append", default=[], metavar="DIR",
                    help="a directory whose regular files may be pool disks or nexus children (repeatable; "
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_only:
         return 0
     from .config import load_config, load_pools
+    from . import registration
     from .paths import PathPolicy
     try:
         grpc_addr = grpc_address(args)
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         pool_specs = load_pools(args.pool_config)
         paths = PathPolicy.of(args.disk_dir, args.allow_formatted_disks)
+        versions = registration.api_versions(args.api_versions)
+        if args.registration_endpoint:
+            registration.agent_target(args.registration_endpoint)  # ValueError on garbage
     except ValueError as exc:  # ConfigError included
         log.error("%s", exc)
         return 2
@@ -125,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     store = open_store(args.state_db)
     node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths)
+    reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions)
     try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
-        server, port = build_server(node, grpc_addr)
+        server, port = build_server(node, grpc_addr, reg)
     except (OSError, RuntimeError) as exc:
         log.error("cannot serve gRPC on %s: %s (is another daemon running?)", grpc_addr, exc)
         return 3
@@ -154,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         host = grpc_addr.rsplit(":", 1)[0].strip("[]")
         metrics = serve_metrics(node, host, args.metrics_port)
         log.info("metrics on http://%s:%d/metrics", grpc_addr.rsplit(":", 1)[0], args.metrics_port)
+    heartbeat = None
+    if args.registration_endpoint:
+        heartbeat = registration.Heartbeat(args.registration_endpoint, reg)
+        heartbeat.start()
     watchdog = sdnotify.Watchdog(alive=node.healthy)
     watchdog.start()
     sdnotify.notify("READY=1", f"STATUS=serving gRPC on {grpc_addr}, node {node.name}")
@@ -163,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     log.info("stopping")
     sdnotify.notify("STOPPING=1")
+    if heartbeat is not None:
+        heartbeat.stop()  # Deregister first: the agent marks the node Unknown, not Offline
     watchdog.stop()
     server.stop(grace=5).wait()
     if metrics is not None:

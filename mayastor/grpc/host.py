@@ -92,18 +92,16 @@ def block_devices(all_devices: bool, pool_devices: set[str]) -> list:
 
 
 class HostRpc(P.host_grpc.HostRpcServicer):
-    def __init__(self, node, grpc_endpoint: str = ""):
+    def __init__(self, node, registration):
         self.node = node
-        self.grpc_endpoint = grpc_endpoint
+        self.registration = registration  # the RegisterRequest the heartbeat sends, to the letter
 
     @rpc
     def GetMayastorInfo(self, request, context):
-        reg = P.registration.RegisterRequest(id=self.node.name, grpc_endpoint=self.grpc_endpoint,
-                                             api_version=[1], version=__version__)
-        reg.features.asymmetricNamespaceAccess = True
+        reg = self.registration
         return P.host.MayastorInfoResponse(version=__version__, registration_info=reg,
                                            previous_features=P.host.BackCompatMayastorFeatures(
-                                               asymmetricNamespaceAccess=True))
+                                               asymmetricNamespaceAccess=reg.features.asymmetricNamespaceAccess))
 
     @rpc
     def ListBlockDevices(self, request, context):

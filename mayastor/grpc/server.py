@@ -20,8 +20,9 @@ from .test import TestRpc
 log = logging.getLogger("mayastor.grpc")
 
 
-def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, int]:
-    """Bind the v1 services; returns the server (not started) and the port bound."""
+def build_server(node, address: str, registration, workers: int = 32) -> tuple[grpc.Server, int]:
+    """Bind the v1 services; returns the server (not started) and the port bound.
+    ``registration``: the RegisterRequest GetMayastorInfo answers."""
     # no SO_REUSEPORT (grpc's default): a second daemon must fail to bind, not share the port
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
                          options=[("grpc.so_reuseport", 0)])
@@ -30,7 +31,7 @@ def build_server(node, address: str, workers: int = 32) -> tuple[grpc.Server, in
     P.snapshot_grpc.add_SnapshotRpcServicer_to_server(SnapshotRpc(node), server)
     P.nexus_grpc.add_NexusRpcServicer_to_server(NexusRpc(node), server)
     P.json_grpc.add_JsonRpcServicer_to_server(JsonRpc(node), server)
-    P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, address), server)
+    P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, registration), server)
     P.stats_grpc.add_StatsRpcServicer_to_server(StatsRpc(node), server)
     P.test_grpc.add_TestRpcServicer_to_server(TestRpc(node), server)
     port = server.add_insecure_port(address)
