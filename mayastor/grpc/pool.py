@@ -22,9 +22,11 @@ def pool_message(node, pool: LivePool) -> "P.pool.Pool":
     st = cond.status
     md = P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks if st else 0,
                                  md_used_pages=st.used_metadata_blocks if st else 0)
+    # used: what is allocated plus what thick replicas are promised, as io-engine reports it
+    used = min(cond.used_blocks * pool.cluster_size + node.replicas.reserved_thick(pool), pool.capacity)
     return P.pool.Pool(
         uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=cond.state,
-        capacity=pool.capacity, used=cond.used_blocks * pool.cluster_size, pooltype=0,
+        capacity=pool.capacity, used=used, pooltype=0,
         committed=node.replicas.committed(pool), cluster_size=pool.cluster_size, page_size=4096,
         disk_capacity=_disk_capacity(pool), md_info=md)
 

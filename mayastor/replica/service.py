@@ -167,8 +167,9 @@ class ReplicaService:
         c = pool.cluster_size
         return -(-size // c) * c
 
-    def _reserved_thick(self, pool: LivePool, exclude: str | None = None) -> int:
-        """Bytes promised to thick replicas beyond what they have allocated already."""
+    def reserved_thick(self, pool: LivePool, exclude: str | None = None) -> int:
+        """Bytes promised to thick replicas beyond what they have allocated already (io-engine
+        counts a thick replica's whole size as used from its creation)."""
         total = 0
         with self.store.session() as s:
             rows = list(s.scalars(select(Row).where(Row.pool_uuid == pool.uuid, Row.thin.is_(False),
@@ -176,9 +177,7 @@ class ReplicaService:
         for r in rows:
             if r.uuid == exclude:
                 continue
-            st = pool.thin.thin_status(self.dm_name(r))
-            mapped = st.mapped_sectors * 512 if st else 0
-            total += max(r.size - mapped, 0)
+            total += max(r.size - self._mapped_bytes(pool, r), 0)
         return total
 
     def _check_space(self, pool: LivePool, size: int, thin: bool, exclude: str | None = None,
@@ -186,7 +185,7 @@ class ReplicaService:
         if size > pool.capacity:
             raise ResourceExhausted(f"{size} bytes do not fit pool {pool.name} of {pool.capacity} bytes")
         if not thin:
-            free = pool.capacity - pool.used() - self._reserved_thick(pool, exclude)
+            free = pool.capacity - pool.used() - self.reserved_thick(pool, exclude)
             if size - already > free:
                 raise ResourceExhausted(f"thick replica of {size} bytes: pool {pool.name} has {free} bytes free")
 

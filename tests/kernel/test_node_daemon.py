@@ -104,6 +104,7 @@ def test_pools_replicas_shares_snapshots_clones(make_loop, daemon, tmp_path):
     pa = c.pool.ListPools(P.pool.ListPoolOptions(name=P.pool.google_dot_protobuf_dot_wrappers__pb2.StringValue(
         value="pool-a"))).pools
     assert len(pa) == 1 and pa[0].committed == 64 * MiB
+    assert pa[0].used == 32 * MiB  # the thick replica counts in full at once, as in io-engine
 
     # nvme-cli connects to the share and moves data; another host NQN is refused
     nqn = "nqn.2019-05.io.openebs:r3"
