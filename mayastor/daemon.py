@@ -33,6 +33,10 @@ NO_EFFECT_FLAGS = {"--tgt-crdt": "nvmet has no command retry delay setting",
                    "--events-url": "events are not published (no NATS client)"}
 
 
+def _dest(prefix: str, flags: tuple[str, ...]) -> str:
+    return prefix + flags[-1].lstrip("-").replace("-", "_")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mayastor", description="kernel-native Mayastor io-engine")
     p.add_argument("-g", "--grpc-endpoint", default=None, help="gRPC endpoint ip[:port] (default [::]:10124)")
@@ -58,14 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--version", action="version", version=f"mayastor {__version__}")
     for flags in SPDK_FLAGS_WITH_VALUE:
-        p.add_argument(*flags, dest=f"spdk_{flags[-1].lstrip('-').replace('-', '_')}", default=None,
-                       help=argparse.SUPPRESS)
+        p.add_argument(*flags, dest=_dest("spdk_", flags), default=None, help=argparse.SUPPRESS)
     for flags in SPDK_SWITCHES:
-        p.add_argument(*flags, dest=f"spdk_{flags[-1].lstrip('-').replace('-', '_')}", action="store_const",
-                       const="on", default=None, help=argparse.SUPPRESS)
-    for flag in NO_EFFECT_FLAGS:
-        p.add_argument(flag, dest=f"noeffect_{flag.lstrip('-').replace('-', '_')}", default=None,
+        p.add_argument(*flags, dest=_dest("spdk_", flags), action="store_const", const="on", default=None,
                        help=argparse.SUPPRESS)
+    for flag in NO_EFFECT_FLAGS:
+        p.add_argument(flag, dest=_dest("noeffect_", (flag,)), default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -76,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in vars(args).items():
         if key.startswith("spdk_") and value is not None:
             log.warning("ignoring SPDK-only option %s=%s (no SPDK here)", key[5:], value)
-        elif key.startswith("noeffect_") and value is not None:
-            flag = "--" + key[len("noeffect_"):].replace("_", "-")
-            log.warning("option %s=%s has no effect here: %s", flag, value, NO_EFFECT_FLAGS[flag])
+    for flag, why in NO_EFFECT_FLAGS.items():
+        value = getattr(args, _dest("noeffect_", (flag,)))
+        if value is not None:
+            log.warning("option %s=%s has no effect here: %s", flag, value, why)
     log.info("mayastor %s starting", __version__)
     if args.load_modules:
         for problem in modules.ensure():

@@ -89,12 +89,14 @@ class NvmfTarget:
         return f"nvmf://{host}:{port or self.port}/{nqn_for(name)}?uuid={uuid}"
 
     # ownership ----------------------------------------------------------------------------------
-    def owner_check(self, name: str, uuid: str, device: str | None) -> None:
-        """Raise ALREADY_EXISTS when subsystem ``name`` exists and belongs to something else."""
+    def owner_check(self, name: str, uuid: str, device: str | None) -> configfs.Subsystem | None:
+        """The existing subsystem of ``name`` when it is ours, None when there is none; ALREADY_EXISTS
+        when it belongs to something else."""
         sub = self._lookup(nqn_for(name))
         if sub is not None and not self._ours(sub, uuid, device):
             raise AlreadyExists(f"NVMe-oF subsystem {sub.nqn} exists and exports another device; "
                                 "it is left untouched")
+        return sub
 
     def _ours(self, sub: configfs.Subsystem, uuid: str, device: str | None) -> bool:
         ns = next((n for n in sub.namespaces if n.nsid == 1), None)
@@ -140,10 +142,7 @@ class NvmfTarget:
         """Create or update the export (idempotent). Refused with ALREADY_EXISTS, changing nothing,
         when the subsystem belongs to another object; a subsystem this call created is removed
         again when a later step fails."""
-        existing = self._lookup(ex.nqn)
-        if existing is not None and not self._ours(existing, ex.uuid, ex.device):
-            raise AlreadyExists(f"NVMe-oF subsystem {ex.nqn} exists and exports another device; "
-                                "it is left untouched")
+        existing = self.owner_check(ex.name, ex.uuid, ex.device)
         created = existing is None
         sub = existing or configfs.Subsystem(ex.nqn, "create")
         try:

@@ -55,8 +55,8 @@ def _pool(node, row: PoolRow) -> None:
         labels = [read_label(d.device, d.size) for d in opened]
         if row.lifecycle == "creating":
             log.info("rolling back unfinished create of pool %s", row.name)
-            for part in ("tpool", "data", "meta"):
-                remove(node.ctl, node.tags.pool(row.uuid, part))
+            for name in node.tags.pool_devices(row.uuid):
+                remove(node.ctl, name)
             for d, lab in zip(opened, labels):
                 if lab is not None and lab.pool_uuid == row.uuid:
                     wipe_label(d.device, d.size)
@@ -82,7 +82,7 @@ def remove_orphans(node) -> None:
     with node.store.session() as s:
         known_thin = {tags.thin(u) for u in s.scalars(select(ReplicaRow.uuid))}
         pool_uuids = list(s.scalars(select(PoolRow.uuid)))
-    known_pool = {tags.pool(u, part) for u in pool_uuids for part in ("tpool", "data", "meta")}
+    known_pool = {name for u in pool_uuids for name in tags.pool_devices(u)}
     with node.store.session() as s:
         known_nexus = set(s.scalars(select(NexusRow.uuid)))
     known_top = {tags.nexus(u) for u in known_nexus}

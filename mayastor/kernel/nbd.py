@@ -15,7 +15,7 @@ from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from .errors import KernelError, NotSupportedError
 from .kmsg import KmsgCursor
-from .nbd_proto import ExportInfo, NbdAddress, negotiate, parse_uri
+from .nbd_proto import ExportInfo, NbdAddress, handshake, parse_uri
 from .nbd_sysfs import NbdDevice, is_connected  # noqa: F401 (part of this module's API)
 
 NBD_CMD_CONNECT = 1
@@ -99,13 +99,7 @@ def _request(cmd: int, attrs: list, what: str, target: str = "") -> list:
 def connect(uri: str | NbdAddress, index: int | None = None, timeout: int = 30,
             dead_conn_timeout: int | None = None, backend: str | None = None) -> NbdDevice:
     """Handshake with the server, then attach the socket to /dev/nbdN (kernel-chosen if index is None)."""
-    addr = parse_uri(uri) if isinstance(uri, str) else uri
-    sock = addr.open()
-    try:
-        info = negotiate(sock, addr.export)
-    except BaseException:
-        sock.close()
-        raise
+    sock, info = handshake(parse_uri(uri) if isinstance(uri, str) else uri)
     return attach(sock, info, str(uri), index, timeout, dead_conn_timeout, backend)
 
 

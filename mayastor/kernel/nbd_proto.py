@@ -141,6 +141,17 @@ class NbdAddress:
         return sock
 
 
+def handshake(addr: NbdAddress) -> tuple[socket.socket, "ExportInfo"]:
+    """Connect and negotiate: the socket, ready for the kernel, and what the server exports. The
+    socket is closed when either step fails (OSError, NbdProtocolError)."""
+    sock = addr.open()
+    try:
+        return sock, negotiate(sock, addr.export)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def parse_uri(uri: str) -> NbdAddress:
     from urllib.parse import parse_qs, urlsplit
 

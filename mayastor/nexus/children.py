@@ -201,14 +201,9 @@ class Nbd(ChildDevice):
             return dev.path
         addr = nbd_proto.parse_uri(f"nbd://{self.uri.host}:{self.uri.port}/{self.uri.path}")
         try:
-            sock = addr.open()
-        except OSError as exc:
-            raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
-        try:
-            info = nbd_proto.negotiate(sock, addr.export)
+            sock, info = nbd_proto.handshake(addr)
         except (OSError, nbd_proto.NbdProtocolError) as exc:
-            sock.close()
-            raise FailedPrecondition(f"child {self.uri.uri}: NBD handshake failed: {exc}") from None
+            raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
         from ..kernel import nbd
         try:
             return nbd.attach(sock, info, self.uri.uri, backend=self.backend).path

@@ -37,14 +37,18 @@ class Tags:
         return f"{self.prefix}nexus-"
 
     def pool(self, pool_uuid: str, part: str) -> str:
-        return f"{self.prefix}pool-{pool_uuid}-{part}"
+        return f"{self.pool_prefix}{pool_uuid}-{part}"
+
+    def pool_devices(self, pool_uuid: str) -> tuple[str, str, str]:
+        """The thin-pool and the linear data and metadata areas under it, in teardown order."""
+        return self.pool(pool_uuid, "tpool"), self.pool(pool_uuid, "data"), self.pool(pool_uuid, "meta")
 
     def thin(self, uuid: str) -> str:
         return f"{self.prefix}thin-{uuid}"
 
     def nexus(self, uuid: str, part: str = "") -> str:
         """The published nexus device (part ""), its raid1 ("raid") or a leg ("<child id>-meta|data")."""
-        return f"{self.prefix}nexus-{uuid}" + (f"-{part}" if part else "")
+        return f"{self.nexus_prefix}{uuid}" + (f"-{part}" if part else "")
 
     def owns(self, dm_name: str) -> bool:
         return dm_name.startswith(self.prefix)
@@ -104,9 +108,7 @@ def remove(ctl: dm.DeviceMapper, name: str) -> None:
 class ThinPool:
     def __init__(self, ctl: dm.DeviceMapper, tags: Tags, label: PoolLabel, devices: list[str]):
         self.ctl, self.tags, self.label, self.devices = ctl, tags, label, devices
-        self.meta_name = tags.pool(label.pool_uuid, "meta")
-        self.data_name = tags.pool(label.pool_uuid, "data")
-        self.name = tags.pool(label.pool_uuid, "tpool")
+        self.name, self.data_name, self.meta_name = tags.pool_devices(label.pool_uuid)
 
     @property
     def block_sectors(self) -> int:

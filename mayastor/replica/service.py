@@ -284,21 +284,16 @@ class ReplicaService:
             raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
         row = self._row_any(uuid)
         crashpoint.hit(f"{kind}.create.intent")
-        try:
+        with self._undone_on_failure(pool, row):
             while not (pool.thin.create_snap(row.thin_id, origin.thin_id, self.dm_name(origin)) if origin
                        else pool.thin.create_thin(row.thin_id)):
                 row = self._update(uuid, thin_id=row.thin_id + 1)  # id taken by something unknown
-        except BaseException as exc:
-            self._rollback_create(pool, row)
-            if isinstance(exc, KernelError):
-                raise _kernel(f"create {kind} {name}", exc) from None
-            raise
         return row
 
     def _finish_create(self, pool: LivePool, row: Row, hosts: list[str]) -> ReplicaView:
         """Activate, share when asked, mark ready, write the catalog (the replica's lock held)."""
         kind, name, uuid, share = row.kind, row.name, row.uuid, row.share
-        try:
+        with self._undone_on_failure(pool, row):
             self._activate(pool, row)
             crashpoint.hit(f"{kind}.create.device")
             if share == SHARE_NVMF:
@@ -307,13 +302,20 @@ class ReplicaService:
             row = self._update(uuid, lifecycle="ready")
             crashpoint.hit(f"{kind}.create.ready")
             self.pools.write_catalog(pool)
-        except BaseException as exc:
-            self._rollback_create(pool, row)
-            if isinstance(exc, KernelError):
-                raise _kernel(f"create {kind} {name}", exc) from None
-            raise
         log.info("%s %s (%s) created in pool %s, %d bytes", kind, name, uuid, pool.name, row.size)
         return self.view(row)
+
+    @contextmanager
+    def _undone_on_failure(self, pool: LivePool, row: Row):
+        """A create step that fails takes the half-made device and its intent row with it (the row
+        as it stands then: its thin id may have moved on)."""
+        try:
+            yield
+        except BaseException as exc:
+            self._rollback_create(pool, self._row_any(row.uuid) or row)
+            if isinstance(exc, KernelError):
+                raise _kernel(f"create {row.kind} {row.name}", exc) from None
+            raise
 
     def _refuse_taken(self, name: str, uuid: str) -> None:
         """ALREADY_EXISTS when a replica has this uuid or name, or a nexus this name: replicas and
