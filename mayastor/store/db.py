@@ -64,18 +64,6 @@ class Store:
         with self._sessions.begin() as s:
             yield s
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Session]:
-        """A read-only session whose reads all see one committed state. A plain session does not:
-        the sqlite3 driver opens no transaction for SELECTs, so a write committed between two of
-        them (a nexus row and its children, say) would show half."""
-        with self._sessions() as s:
-            s.connection().exec_driver_sql("BEGIN")
-            try:
-                yield s
-            finally:
-                s.rollback()
-
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
         with self.engine.connect() as conn:
