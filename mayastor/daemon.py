@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     except MayastorError as exc:
         log.error("%s (set it with -N)", exc)
         return 2
+    # Caught from here on: a SIGTERM during the reconcile or just after the port answers (a quick
+    # client, systemd) must end in the orderly stop below, not in the default handler's death.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         held = instance_lock.acquire(args.state_db, node_name)
     except instance_lock.AlreadyRunning as exc:
@@ -169,9 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     watchdog = sdnotify.Watchdog(alive=node.healthy)
     watchdog.start()
     sdnotify.notify("READY=1", f"STATUS=serving gRPC on {grpc_addr}, node {node.name}")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     log.info("stopping")
     sdnotify.notify("STOPPING=1")

@@ -68,7 +68,7 @@ class NexusService(NexusOperations):
         return self.locks.hold(f"nexus:{uuid}")
 
     def _load(self, uuid: str) -> tuple[Row, list[ChildRow]]:
-        with self.store.session() as s:
+        with self.store.snapshot() as s:
             row = s.get(Row, uuid)
             if row is None or row.lifecycle != "ready":
                 raise NotFound(f"nexus {uuid} not found")
@@ -308,7 +308,7 @@ class NexusService(NexusOperations):
         return self.view(uuid)
 
     def _load_any(self, uuid: str) -> tuple[Row, list[ChildRow]]:
-        with self.store.session() as s:
+        with self.store.snapshot() as s:
             row = s.get(Row, uuid)
             kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid).order_by(ChildRow.position)))
         return row, kids

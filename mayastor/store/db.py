@@ -64,6 +64,20 @@ class Store:
         with self._sessions.begin() as s:
             yield s
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose reads all see one committed state. A plain session does not:
+        the sqlite3 driver opens no transaction for SELECTs, so a write committed between two of
+        them (a nexus row, then its children) would show half of it. The objects read stay
+        usable after the block, as a closed session's do (detached, never expired)."""
+        with self._sessions() as s:
+            s.connection().exec_driver_sql("BEGIN")
+            try:
+                yield s
+            finally:
+                s.expunge_all()  # before the rollback, which would expire them
+                s.rollback()
+
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
         with self.engine.connect() as conn:

@@ -112,3 +112,26 @@ def test_journal_mode_follows_the_filesystem():
     assert journal_mode("/tmp/x/state.db", info) == "WAL"
     assert journal_mode("/work/main/my state/state.db", info) == "WAL"
     assert filesystem_of("/work/mainly/x", info) == "9p"  # /work/main is not a prefix of /work/mainly
+
+
+def test_a_snapshot_sees_one_committed_state(tmp_path):
+    """Reads in Store.snapshot() do not see a write committed between them (a plain sqlite3
+    session would: the driver opens no transaction for SELECTs)."""
+    s = open_store(str(tmp_path / "snap.db"))
+    with s.session() as db:
+        db.add(Pool(uuid="p1", name="before", disks=["/dev/vdb"], cluster_size=4 << 20, lifecycle="ready"))
+    try:
+        with s.snapshot() as snap:
+            assert snap.get(Pool, "p1").name == "before"
+            other = sqlite3.connect(str(tmp_path / "snap.db"), timeout=30)
+            other.execute("UPDATE pools SET name = 'after' WHERE uuid = 'p1'")
+            other.commit()
+            other.close()
+            snap.expire_all()
+            assert snap.get(Pool, "p1").name == "before"
+            kept = snap.get(Pool, "p1")
+        assert kept.name == "before" and kept.disks == ["/dev/vdb"]  # usable after the block
+        with s.session() as db:
+            assert db.get(Pool, "p1").name == "after"
+    finally:
+        s.close()
