@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IP address nvmet listens on")
     p.add_argument("-y", "--config", default=None, help="config yaml")
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
+    p.add_argument("-p", "--persistent-store", dest="ps_endpoint", default=None, metavar="HOST[:PORT]",
+                   help="etcd endpoint for NexusInfo (the control plane's persistent store; port 2379 by default)")
+    p.add_argument("--ps-timeout", default="10s", help="persistent store operation timeout (1s..60s)")
+    p.add_argument("--ps-retries", default="30", help="persistent store operation tries (0..255)")
+    p.add_argument("--enable-rdma", action="store_true",
+                   help="io-engine's RDMA transport: refused (nvmet-rdma listeners are not built yet)")
     p.add_argument("--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
     p.add_argument("--disk-dir", action="append", default=[], metavar="DIR",
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_only:
         return 0
     from .config import load_config, load_pools
-    from . import registration
+    from . import persistent_store, registration
+    from .host_identity import host_identity
     from .paths import PathPolicy
     try:
         grpc_addr = grpc_address(args)
@@ -107,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         pool_specs = load_pools(args.pool_config)
         paths = PathPolicy.of(args.disk_dir, args.allow_formatted_disks)
         versions = registration.api_versions(args.api_versions)
+        ps = persistent_store.settings(args.ps_endpoint, args.ps_timeout, args.ps_retries)
+        host_identity(node_name)  # HOSTNQN / MAYASTOR_NVMF_HOSTID, checked before anything runs
+        if args.enable_rdma:
+            rdma_refusal()
         if args.registration_endpoint:
             registration.agent_target(args.registration_endpoint)  # ValueError on garbage
     except ValueError as exc:  # ConfigError included
@@ -114,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for section in cfg.ignored:
         log.warning("config %s: section %s is SPDK-specific and ignored", args.config, section)
-    from . import instance_lock, validate
+    from . import instance_lock, sdnotify, validate
     from .errors import MayastorError
     from .grpc.server import build_server
     from .node import Node
@@ -135,8 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     except instance_lock.AlreadyRunning as exc:
         log.error("%s", exc)
         return 3
+    pstore = persistent_store.NoStore()
+    if ps is not None:  # as io-engine: no gRPC, no registration until etcd answers
+        pstore = persistent_store.PersistentStore(*ps)
+        sdnotify.notify(f"STATUS=waiting for etcd at {pstore.endpoint}")
+        if not pstore.wait_until_reachable(stop):
+            log.info("stopped while waiting for etcd")
+            instance_lock.release(held)
+            return 0
     store = open_store(args.state_db)
-    node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths)
+    node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths, pstore)
     reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions)
     try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
         server, port = build_server(node, grpc_addr, reg)
@@ -144,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot serve gRPC on %s: %s (is another daemon running?)", grpc_addr, exc)
         return 3
     log.info("node %s, state %s, nvmf target %s:%d", node.name, args.state_db, tgt, cfg.nvmf_replica_port)
-    from . import sdnotify
     sdnotify.notify("STATUS=reconciling with the kernel")
     node.reconcile()
     for spec in pool_specs:  # -P: create-or-import, like upstream's pool yaml at start
@@ -186,6 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     node.close()
     instance_lock.release(held)
     return 0
+
+
+def rdma_refusal() -> None:
+    """--enable-rdma: this daemon opens TCP listeners only. Say whether the kernel could do RDMA
+    at all (nvmet-rdma), so the operator knows what is missing; either way a clear ValueError."""
+    have = os.path.isdir("/sys/module/nvmet_rdma")
+    raise ValueError("--enable-rdma: " + (
+        "the kernel has nvmet-rdma, but this daemon opens NVMe-oF TCP listeners only; drop the flag"
+        if have else "the kernel has no nvmet-rdma module (modprobe nvmet-rdma), and this daemon "
+        "opens NVMe-oF TCP listeners only; drop the flag"))
 
 
 def grpc_address(args) -> str:

@@ -63,10 +63,15 @@ class Export:
     cntlid: tuple[int, int] | None = None
     ana_group: int = 0
     ana_state: int = 1
+    ns_uuid: str | None = None  # namespace uuid/nguid when not ``uuid`` (a nexus: its volume's)
 
     @property
     def nqn(self) -> str:
         return nqn_for(self.name)
+
+    @property
+    def namespace_uuid(self) -> str:
+        return self.ns_uuid or self.uuid
 
 
 def _same_device(a: str, b: str) -> bool:
@@ -152,7 +157,7 @@ class NvmfTarget:
             grpid = ex.ana_group or 1
             if not ns.enabled or not ns.device_path or ns.ana_grpid != grpid:
                 ns.disable()
-                ns.set_device(ex.device, uuid=ex.uuid, nguid=ex.uuid)
+                ns.set_device(ex.device, uuid=ex.namespace_uuid, nguid=ex.namespace_uuid)
                 ns.ana_grpid = grpid
                 ns.enable()
             with self._lock:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class Node:
     def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420,
-                 nexus_port: int = 4421, paths: PathPolicy | None = None):
+                 nexus_port: int = 4421, paths: PathPolicy | None = None, pstore=None):
         self.name = validate.node_name(name)
         self.store = store
         self.ctl = DeviceMapper()
@@ -33,7 +33,7 @@ class Node:
         self.target = NvmfTarget(target_address, nvmf_port)
         self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
-                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths)
+                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore)
         self.watcher = NexusWatcher(self.nexuses)
         self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from . import __version__
+from .host_identity import host_identity
 from .grpc import protos as P
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def register_request(node: str, endpoint: str, versions: list[int], env=os.envir
     req = P.registration.RegisterRequest(id=node, grpc_endpoint=endpoint, api_version=versions,
                                          version=__version__)
     req.instance_uuid.value = str(_uuid.uuid4())
-    req.hostnqn.value = env.get("HOSTNQN") or f"nqn.2019-05.io.openebs:node-name:{node}"
+    req.hostnqn.value = host_identity(node, env).hostnqn  # the NQN our nexuses connect with
     f = req.features
     f.asymmetricNamespaceAccess = env.get("NEXUS_NVMF_ANA_ENABLE") == "1"
     f.logicalVolumeManager = False  # no LVM pools yet

@@ -15,6 +15,7 @@ import uuid as _uuid
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..host_identity import host_identity
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
 from ..paths import PathPolicy
@@ -29,12 +30,6 @@ NVMF_RECONNECT_DELAY = 1
 NVMF_FAST_IO_FAIL_TMO = 1
 NVMF_CTRL_LOSS_TMO = -1
 NVMF_KEEP_ALIVE_TMO = 5
-
-
-def host_identity(node: str) -> nvme_fabrics.HostIdentity:
-    """The nexus host NQN of a node (Mayastor's scheme) and a host id derived from it."""
-    nqn = f"nqn.2019-05.io.openebs:node-name:{node}"
-    return nvme_fabrics.HostIdentity(nqn, str(_uuid.uuid5(_uuid.NAMESPACE_URL, nqn)))
 
 
 @dataclass

@@ -4,6 +4,7 @@ publish/unpublish and ANA. Mixed into NexusService (service.py)."""
 from __future__ import annotations
 
 import logging
+import uuid as _uuid
 
 from sqlalchemy import func, select
 
@@ -24,6 +25,17 @@ log = logging.getLogger(__name__)
 
 # ChildAction wire values
 OFFLINE, ONLINE, FAULT_IO_ERROR, OFFLINE_PERMANENT = 0, 1, 2, 3
+
+
+def namespace_uuid(name: str, uuid: str) -> str:
+    """As io-engine: the published namespace's uuid/nguid is the nexus name when that is a UUID
+    (the control plane names a nexus by its volume: Mayastor's CSI node plugin finds the device by
+    ``uuid.<volume uuid>``, and a switchover to another node keeps the same identity), else the
+    nexus uuid."""
+    try:
+        return str(_uuid.UUID(name))
+    except ValueError:
+        return uuid
 
 
 class NexusOperations:
@@ -49,6 +61,7 @@ class NexusOperations:
             row, kids = self._load(uuid)
             kid = self._child(kids, p.uri)
             if norebuild:  # recorded out of sync, outside the raid until a rebuild is started
+                self.persist_info(uuid)
                 return self.view(uuid)
             try:
                 self._renumber(uuid)
@@ -65,6 +78,7 @@ class NexusOperations:
                 if isinstance(exc, (KernelError, OSError, ValueError)):
                     raise Internal(f"add child {uri}: {exc}") from None
                 raise
+            self.persist_info(uuid)  # upserted unhealthy until its rebuild completes
             self._start_full(row, kids, kid)
             self._refresh_state(uuid)
             return self.view(uuid)
@@ -107,6 +121,7 @@ class NexusOperations:
             if len(kids) == 1:
                 raise FailedPrecondition(f"cannot remove the last child of nexus {uuid}")
             self._check_not_last_healthy(kids, kid)
+            self.persist_info(uuid, without=kid.uri)  # first, as io-engine: etcd never names a child gone
             with self.store.session() as s:
                 s.delete(s.get(ChildRow, kid.id))
             self._renumber(uuid)
@@ -145,6 +160,7 @@ class NexusOperations:
                 return self.view(uuid)
             self._check_not_last_healthy(kids, kid)
             self._set_child(kid.id, state, reason, healthy=False, fault=True)
+            self.persist_info(uuid)
             row, kids = self._load(uuid)
             try:
                 self._apply(row, kids)  # its slot becomes '- -'
@@ -343,7 +359,8 @@ class NexusOperations:
         """Export the nexus device (ALREADY_EXISTS when another object owns its NQN)."""
         self.target.expose(Export(row.name, row.uuid, self.stack(row.uuid).top_device(),
                                   tuple(row.allowed_hosts or []), (self.nexus_port, self.replica_port),
-                                  (row.min_cntl_id, row.max_cntl_id), row.ana_grpid, row.ana_state or 1))
+                                  (row.min_cntl_id, row.max_cntl_id), row.ana_grpid, row.ana_state or 1,
+                                  namespace_uuid(row.name, row.uuid)))
 
     def _unpublish_kernel(self, row: Row) -> None:
         try:

@@ -45,6 +45,7 @@ def _one(svc, uuid: str) -> None:
         return
     if row.state in ("shutting_down", "shutdown"):
         return  # stays down (and its kernel devices, if any, stay suspended) until destroyed
+    faulted = False
     for kid in kids:
         if not svc._in_table(kid):
             continue
@@ -54,6 +55,7 @@ def _one(svc, uuid: str) -> None:
             log.warning("nexus %s: child %s cannot be opened (%s); faulted until it is brought online",
                         row.name, kid.uri, exc)
             svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
+            faulted = True
     row, kids = svc._load_any(uuid)
     svc._apply(row, kids)
     if row.published and row.share == 1:
@@ -61,4 +63,9 @@ def _one(svc, uuid: str) -> None:
     with svc.store.session() as s:
         s.get(Row, uuid).clean_shutdown = False
     svc._refresh_state(uuid)
+    if faulted:
+        try:
+            svc.persist_info(uuid)
+        except MayastorError:
+            pass  # logged; the nexus shuts itself down
     log.info("nexus %s (%s) is back", row.name, uuid)

@@ -9,6 +9,7 @@ the write-intent bitmap, and a returning child is resynced partially. Calls hold
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -26,6 +27,8 @@ from ..exports import nqn_for
 from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
+from .persist import InfoPublisher
+from ..persistent_store import StoreUnavailable
 from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
 from ..rebuild.full import RebuildManager, release_era_meta
 from .uri import ChildUri
@@ -53,8 +56,9 @@ class NexusView:
 
 class NexusService(NexusOperations):
     def __init__(self, node_name: str, store, ctl, tags, locks, replicas, target, ports: tuple[int, int],
-                 loop_tag: str, paths):
+                 loop_tag: str, paths, pstore=None):
         self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
+        self.infos = InfoPublisher(pstore)  # NexusInfo in etcd (-p); nothing without it
         self.target = target
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
@@ -92,10 +96,17 @@ class NexusService(NexusOperations):
 
     def _set_child(self, kid_id: int, state: str, reason: int, healthy: bool | None = None,
                    fault: bool = False) -> None:
-        """Persist a child's new state and, in the same transaction, the nexus state it implies."""
+        """Persist a child's new state and, in the same transaction, the nexus state it implies.
+        The last healthy child stays healthy (io-engine's rule for NexusInfo: the control plane
+        then rebuilds the volume from the child with the newest data)."""
         with self.store.session() as s:
             k = s.get(ChildRow, kid_id)
             k.state, k.reason = state, reason
+            if healthy is False and k.healthy and not s.scalar(select(ChildRow.id).where(
+                    ChildRow.nexus_uuid == k.nexus_uuid, ChildRow.id != k.id, ChildRow.healthy.is_(True))):
+                log.warning("nexus %s: %s is the last healthy child: it stays healthy in NexusInfo",
+                            k.nexus_uuid, k.uri)
+                healthy = None
             if healthy is not None:
                 k.healthy = healthy
             if fault:
@@ -105,6 +116,34 @@ class NexusService(NexusOperations):
             if row.lifecycle == "ready" and row.state not in ("shutting_down", "shutdown"):
                 kids = s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == row.uuid, ChildRow.position >= 0))
                 row.state = S.transition(row.state, S.derive([(c.state, c.reason) for c in kids]))
+
+    def persist_info(self, uuid: str, live: bool = True, without: str | None = None) -> None:
+        """Put this nexus's NexusInfo (nothing without -p), I/O held meanwhile when ``live``. A put
+        that fails after all its tries shuts the nexus down, as io-engine's does, and raises
+        StoreUnavailable (INTERNAL)."""
+        if not self.infos.enabled:
+            return
+        row, kids = self._load_any(uuid)
+        try:
+            self.infos.put(row, kids, self.stack(uuid) if live else None, without=without)
+        except StoreUnavailable as exc:
+            log.error("nexus %s: %s; shutting the nexus down", row.name, exc)
+            threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}",
+                             daemon=True).start()
+            raise
+
+    def _shutdown_quietly(self, uuid: str) -> None:
+        try:
+            self.shutdown(uuid)
+        except MayastorError as exc:
+            log.error("nexus %s: self shutdown: %s", uuid, exc)
+
+    def _put_clean_shutdown(self, row: Row, kids: list[ChildRow]) -> None:
+        """Shutdown and destroy: clean_shutdown=true; a failure is only logged (io-engine)."""
+        try:
+            self.infos.put(row, kids, None, clean_shutdown=True)
+        except StoreUnavailable as exc:
+            log.error("nexus %s: %s", row.name, exc)
 
     def _refresh_state(self, uuid: str) -> str:
         """Derive the nexus state from its children and persist the transition."""
@@ -235,6 +274,7 @@ class NexusService(NexusOperations):
                 if row is not None and kid is not None and kid.state != "faulted":
                     self._set_child(kid.id, "faulted", S.R_REBUILD_FAILED, healthy=False, fault=True)
                     self._refresh_state(uuid)
+                    self.persist_info(uuid)
         except MayastorError as exc:
             log.warning("nexus %s: recording the failed rebuild of %s: %s", uuid, uri, exc)
 
@@ -293,6 +333,7 @@ class NexusService(NexusOperations):
         row, kids = self._load_any(uuid)
         try:
             self._apply(row, kids, fresh={k.id for k in kids}, nosync=True)
+            self.infos.put(row, kids)  # before it is listed, as io-engine's Create
         except BaseException as exc:
             self._teardown(row, kids)
             with self.store.session() as s:
@@ -361,6 +402,8 @@ class NexusService(NexusOperations):
             self._teardown(row, kids)
         except (KernelError, OSError) as exc:
             raise Internal(f"destroy nexus {row.name}: {exc}") from None
+        if row.lifecycle != "creating":  # a create that never finished was never put
+            self._put_clean_shutdown(row, kids)
         with self.store.session() as s:
             s.delete(s.get(Row, uuid))
             for job in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid)):
@@ -394,6 +437,7 @@ class NexusService(NexusOperations):
                 for k in s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid)):
                     if k.state == "online":
                         k.state, k.reason = "degraded", S.R_CLOSED
+            self._put_clean_shutdown(row, kids)
             return self.view(uuid)
 
     # views -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import threading
 
 from sqlalchemy import select
 
-from ..errors import DeadlineExceeded
+from ..errors import DeadlineExceeded, MayastorError
 from ..kernel import block
 from ..kernel.dm import DeviceMapper
 from ..kernel.errors import KernelError
@@ -115,6 +115,10 @@ class NexusWatcher:
             changed |= self._finish_jobs(row, kids, status)
         if changed:
             svc._refresh_state(uuid)
+            try:
+                svc.persist_info(uuid)  # a retired child unhealthy, a rebuilt one healthy
+            except MayastorError:
+                pass  # logged; the nexus shuts itself down
 
     def _finish_jobs(self, row, kids, status) -> bool:
         svc = self.svc

@@ -23,6 +23,7 @@ import threading
 from sqlalchemy import select
 
 from ..kernel import block, era, loop
+from ..errors import MayastorError
 from ..kernel.errors import KernelError
 from ..nexus.uri import parse as parse_uri
 from ..store import NexusChild as ChildRow
@@ -285,6 +286,10 @@ class FullRebuild:
             svc._set_child(dst.id, "online", S.R_NONE, healthy=True)
             self._drop_era(st)
             svc._refresh_state(self.uuid)
+            try:
+                svc.persist_info(self.uuid)  # healthy=true, as io-engine at rebuild completion
+            except MayastorError:
+                pass  # logged; the nexus shuts itself down
         log.info("nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri,
                  self._job().bytes_written)
 

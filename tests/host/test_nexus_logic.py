@@ -73,3 +73,14 @@ def test_region_size_keeps_the_bitmap_within_md_limits():
     big = 16 << 40 >> 9  # 16 TiB in sectors
     r = region_sectors_for(big)
     assert r & (r - 1) == 0 and big // r <= 1 << 21
+
+
+def test_the_namespace_uuid_is_the_volume_uuid_when_the_name_is_one():
+    from mayastor.nexus.operations import namespace_uuid
+    nexus = "6a3c0e5e-2f7e-4d8f-9c5f-000000000001"
+    vol = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    assert namespace_uuid(vol, nexus) == vol
+    assert namespace_uuid(vol.upper(), nexus) == vol  # as io-engine's Uuid::parse_str: normalised
+    assert namespace_uuid(vol.replace("-", ""), nexus) == vol
+    assert namespace_uuid("vol1", nexus) == nexus
+    assert namespace_uuid("", nexus) == nexus

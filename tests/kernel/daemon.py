@@ -49,6 +49,10 @@ class Daemon:
 
     def start(self, timeout: float = 180, env: dict | None = None) -> Client:
         self.spawn(env)
+        return self.wait_serving(timeout)
+
+    def wait_serving(self, timeout: float = 180) -> Client:
+        """Wait until the spawned daemon answers gRPC."""
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + timeout
         while True:
@@ -64,8 +68,11 @@ class Daemon:
         return self.client
 
     def log(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-6000:]
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-6000:]
+        except FileNotFoundError:  # not written yet
+            return ""
 
     def _close_channel(self) -> None:
         if self.channel is not None:
@@ -126,6 +133,8 @@ def serve(tmp_path, request, node: str, *, start: bool = True, nqns: tuple[str, 
             d.wait_exit()
         if d.proc is None:
             d.start()
+        elif d.client is None:  # spawned by the test, never waited for
+            d.wait_serving()
         for nqn in nqns:
             subprocess.run(["nvme", "disconnect", "-n", nqn], capture_output=True, timeout=120)
         c = d.client
