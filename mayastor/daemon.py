@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="io-engine's RDMA transport: refused (nvmet-rdma listeners are not built yet)")
     p.add_argument("--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
+    p.add_argument("--nexus-meta-dir", default=None, metavar="DIR",
+                   help="where nexuses keep their raid metadata (4 MiB per child; default: nexus-meta beside "
+                        "--state-db); it must outlive reboots like the state file")
     p.add_argument("--disk-dir", action="append", default=[], metavar="DIR",
                    help="a directory whose regular files may be pool disks or nexus children (repeatable; "
                         "without it only block devices are accepted)")
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             instance_lock.release(held)
             return 0
     store = open_store(args.state_db)
-    node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths, pstore)
+    meta_dir = args.nexus_meta_dir or os.path.join(os.path.dirname(os.path.abspath(args.state_db)), "nexus-meta")
+    node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths, pstore, meta_dir)
     reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions)
     try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
         server, port = build_server(node, grpc_addr, reg)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class Node:
     def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420,
-                 nexus_port: int = 4421, paths: PathPolicy | None = None, pstore=None):
+                 nexus_port: int = 4421, paths: PathPolicy | None = None, pstore=None,
+                 meta_dir: str | None = None):
         self.name = validate.node_name(name)
         self.store = store
         self.ctl = DeviceMapper()
@@ -33,7 +34,8 @@ class Node:
         self.target = NvmfTarget(target_address, nvmf_port)
         self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
-                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore)
+                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore,
+                                    meta_dir)
         self.watcher = NexusWatcher(self.nexuses)
         self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
 

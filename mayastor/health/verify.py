@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, MayastorError
-from ..nexus.stack import META_BYTES
 from ..nexus.uri import parse as parse_uri
 from . import digests as D
 from .peers import Peer, PeerError
@@ -63,12 +62,13 @@ class ChildScan:
     leg: str  # the leg's data device on this node (reads and, through md, repairs)
     peer: Peer | None  # the node serving its digests, None = read here
     ident: dict  # how that node names the replica ({"uuid": ..} or {"name": ..})
+    data_offset: int = 0  # where nexus byte 0 lies on the replica (old nexuses: after inline metadata)
     via: str = "local"
 
     def digests(self, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
         if self.peer is not None:
             try:
-                out = self.peer.digests(self.ident, META_BYTES + offset, length, segment, algorithm)
+                out = self.peer.digests(self.ident, self.data_offset + offset, length, segment, algorithm)
                 self.via = f"peer {self.peer.endpoint}"
                 return out
             except PeerError as exc:
@@ -104,7 +104,7 @@ class Verifier:
                 peer = self._peers[endpoint]
                 nqn_name = u.path.split(":", 1)[1] if ":" in u.path else u.path
                 ident = {"uuid": u.uuid} if u.uuid else {"name": nqn_name}
-            out.append(ChildScan(kid.uri, kid.id, leg, peer, ident))
+            out.append(ChildScan(kid.uri, kid.id, leg, peer, ident, self.nx.data_offset(row)))
         return out
 
     def _check_ready(self, row, kids) -> None:

@@ -66,7 +66,7 @@ class NexusOperations:
             try:
                 self._renumber(uuid)
                 row, kids = self._load(uuid)
-                self._open_leg(self.stack(uuid), kid, row.size // SECTOR)
+                self._open_leg(self.stack(uuid), kid, row)
                 self._apply(row, kids)
             except BaseException as exc:
                 with self.store.session() as s:
@@ -182,7 +182,7 @@ class NexusOperations:
             self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC, healthy=False)
             row, kids = self._load(row.uuid)
             try:
-                self._open_leg(self.stack(row.uuid), kid, row.size // SECTOR)
+                self._open_leg(self.stack(row.uuid), kid, row)
                 self._apply(row, kids)
             except (MayastorError, KernelError, OSError) as exc:
                 self._set_child(kid.id, kid.state, kid.reason)
@@ -251,7 +251,7 @@ class NexusOperations:
             row, kids = self._load(uuid)
             kid = self._child(kids, uri)
             try:
-                self._open_leg(self.stack(uuid), kid, row.size // SECTOR)
+                self._open_leg(self.stack(uuid), kid, row)
                 self._apply(row, kids)
             except (KernelError, OSError) as exc:
                 raise Internal(f"start rebuild of {uri}: {exc}") from None

@@ -56,9 +56,11 @@ class NexusView:
 
 class NexusService(NexusOperations):
     def __init__(self, node_name: str, store, ctl, tags, locks, replicas, target, ports: tuple[int, int],
-                 loop_tag: str, paths, pstore=None):
+                 loop_tag: str, paths, pstore=None, meta_dir: str | None = None):
         self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
         self.infos = InfoPublisher(pstore)  # NexusInfo in etcd (-p); nothing without it
+        self.meta_dir = meta_dir  # new nexuses keep their raid metadata here, not on the children
+        self.loop_tag = loop_tag
         self.target = target
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
@@ -66,7 +68,7 @@ class NexusService(NexusOperations):
 
     # helpers ----------------------------------------------------------------------------------
     def stack(self, uuid: str) -> NexusStack:
-        return NexusStack(self.ctl, self.tags, uuid)
+        return NexusStack(self.ctl, self.tags, uuid, self.meta_dir, self.loop_tag)
 
     def _lock(self, uuid: str):
         return self.locks.hold(f"nexus:{uuid}")
@@ -177,14 +179,19 @@ class NexusService(NexusOperations):
                       key=lambda k: k.position)
 
     # the kernel side ----------------------------------------------------------------------------
-    def _open_leg(self, st: NexusStack, kid: ChildRow, sectors: int) -> Leg:
+    @staticmethod
+    def data_offset(row: Row) -> int:
+        """Where nexus byte 0 lies on a child: 0, or after the inline metadata of an old nexus."""
+        return 0 if row.meta_local else META_BYTES
+
+    def _open_leg(self, st: NexusStack, kid: ChildRow, row: Row) -> Leg:
         dev = self.device_of(kid).open()
-        need = sectors * SECTOR + META_BYTES
+        need = row.size + self.data_offset(row)
         have = block.size_bytes(dev)
         if have < need:
-            raise InvalidArgument(f"child {kid.uri} is too small: {have} bytes, the nexus needs {need} "
-                                  f"({META_BYTES >> 20} MiB metadata + {sectors * SECTOR} data)")
-        return st.ensure_leg(kid.id, dev)
+            inline = "" if row.meta_local else f" ({META_BYTES >> 20} MiB metadata + {row.size} data)"
+            raise InvalidArgument(f"child {kid.uri} is too small: {have} bytes, the nexus needs {need}{inline}")
+        return st.ensure_leg(kid.id, dev, local_meta=row.meta_local)
 
     def _raid_targets(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(),
                       nosync: bool = False) -> tuple[list, bool]:
@@ -201,7 +208,7 @@ class NexusService(NexusOperations):
                 continue
             live_legs += 1
             was_error = st.leg_is_error(kid.id)
-            leg = self._open_leg(st, kid, sectors)
+            leg = self._open_leg(st, kid, row)
             if was_error:
                 revive = True  # md re-adds the leg only at a resume
             if kid.id in fresh or not st.leg_has_superblock(kid.id):
@@ -321,7 +328,8 @@ class NexusService(NexusOperations):
         with self.store.session() as s:
             s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
                       max_cntl_id=hi, resv_key=resv_key, preempt_key=preempt_key,
-                      region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None))
+                      region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None,
+                      meta_local=self.meta_dir is not None))
             s.flush()
             for i, p in enumerate(parsed):
                 s.add(ChildRow(nexus_uuid=uuid, uri=p.uri, position=i, state="online", reason=S.R_NONE,

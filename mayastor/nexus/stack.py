@@ -1,7 +1,14 @@
 """The dm devices of one nexus, bottom up:
 
-    child device ─┬─ <nexus>-<cid>-meta   dm-linear, first 4 MiB: dm-raid superblock + write-intent bitmap
-                  └─ <nexus>-<cid>-data   dm-linear, the rest
+    meta file     ── <nexus>-<cid>-meta   dm-linear over a loop device of a 4 MiB file on this node
+                                          (<meta dir>/<nexus>-<cid>.meta): dm-raid superblock +
+                                          write-intent bitmap
+    child device  ── <nexus>-<cid>-data   dm-linear over the whole child: a nexus of size S runs on
+                                          children of exactly S bytes (the control plane sizes
+                                          replicas at the volume size)
+
+Nexuses created before the metadata moved to the nexus's node (``meta_local`` false in SQLite)
+keep it inline: ``-meta`` = the child's first 4 MiB, ``-data`` = the rest.
     <nexus>-raid                          dm-raid raid1 over the (meta, data) pairs, slot = child position
     <nexus>-era                           dm-era over the raid, only while a full rebuild copies: it
                                           records which blocks were written during the copy
@@ -20,7 +27,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from ..kernel import block, dm
+from ..kernel import block, dm, loop
 from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
 from ..pool.thinpool import Tags, _ensure, remove
 
@@ -54,8 +61,10 @@ def _devnum(path: str) -> str:
 
 
 class NexusStack:
-    def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str):
+    def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str, meta_dir: str | None = None,
+                 loop_tag: str = ""):
         self.ctl, self.tags, self.uuid = ctl, tags, uuid
+        self.meta_dir, self.loop_tag = meta_dir, loop_tag
 
     @property
     def top_name(self) -> str:
@@ -73,10 +82,21 @@ class NexusStack:
         return self.tags.nexus(self.uuid, f"{cid}-{part}")
 
     # legs ---------------------------------------------------------------------------------
-    def ensure_leg(self, cid: int, device: str) -> Leg:
-        """Split a child device into its meta and data areas (idempotent; re-pointed when the
-        child's device node changed, e.g. after an nvme reconnect)."""
+    def meta_file(self, cid: int) -> str | None:
+        return os.path.join(self.meta_dir, f"{self.uuid}-{cid}.meta") if self.meta_dir else None
+
+    def ensure_leg(self, cid: int, device: str, local_meta: bool = False) -> Leg:
+        """The leg's meta and data devices (idempotent; re-pointed when the child's device node
+        changed, e.g. after an nvme reconnect): metadata in a file on this node and the whole
+        child as data, or (``local_meta`` false) the child split into both."""
         size = block.size_bytes(device) // SECTOR
+        if local_meta:
+            src = _devnum(device)
+            meta_src = self._meta_loop(cid)
+            meta = _ensure(self.ctl, self.leg_name(cid, "meta"),
+                           [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
+            data = _ensure(self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size, "linear", f"{src} 0")])
+            return Leg(cid, meta.devnum, data.devnum)
         if size <= META_SECTORS:
             raise ValueError(f"{device} is smaller than the {META_BYTES >> 20} MiB metadata area")
         src = _devnum(device)
@@ -122,8 +142,35 @@ class NexusStack:
             os.close(fd)
 
     def remove_leg(self, cid: int) -> None:
+        """The leg's devices and its metadata file go (the child leaves the nexus, or the nexus goes)."""
         remove(self.ctl, self.leg_name(cid, "data"))
         remove(self.ctl, self.leg_name(cid, "meta"))
+        path = self.meta_file(cid)
+        if path is None:
+            return
+        for lo in loop.find_by_file(path):
+            loop.detach(lo)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def _meta_loop(self, cid: int) -> str:
+        """major:minor of the loop device over this leg's metadata file (made sparse and empty
+        the first time: md then sees no superblock; kept across restarts and reboots)."""
+        if self.meta_dir is None:
+            raise ValueError(f"nexus {self.uuid}: no metadata directory for its legs")
+        path = self.meta_file(cid)
+        os.makedirs(self.meta_dir, mode=0o700, exist_ok=True)
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.ftruncate(fd, META_BYTES)
+            finally:
+                os.close(fd)
+        attached = loop.find_by_file(path)
+        lo = attached[0] if attached else loop.attach(path, tag=self.loop_tag)
+        return f"7:{lo.index}"
 
     def existing_legs(self) -> list[int]:
         prefix = self.tags.nexus(self.uuid) + "-"

@@ -161,7 +161,8 @@ class FullRebuild:
             src = self._source(kids, dst)
             st = svc.stack(self.uuid)
             sectors = row.size // 512
-            svc._open_leg(st, dst, sectors)  # opens the child and its leg devices
+            svc._open_leg(st, dst, row)  # opens the child and its leg devices
+            self._data_offset = svc.data_offset(row)
             src_data = st.leg_device(src.id, "data")
             dst_data = st.leg_device(dst.id, "data")
             job = self._job()
@@ -202,7 +203,7 @@ class FullRebuild:
 
     def _copy_pass(self, src: ChildRow, src_data: str, dst_data: str, size: int, rate: int,
                    job: RebuildJob) -> None:
-        from ..nexus.stack import META_BYTES
+        off = self._data_offset
         skip_zero = self._discard_rest(dst_data, job.checkpoint, size)
         extents = [(0, size)]
         parsed = parse_uri(src.uri)
@@ -210,9 +211,8 @@ class FullRebuild:
             row = self.svc.ctx.replicas.by_name(parsed.path)
             if row is not None:
                 mapped = self.svc.ctx.replicas.mapped_extents(row)
-                # the leg's data starts after the raid metadata area of the replica
-                extents = [(max(s - META_BYTES, 0), s + n - max(s, META_BYTES))
-                           for s, n in mapped if s + n > META_BYTES]
+                # the leg's data starts at the nexus's data offset on the replica
+                extents = [(max(s - off, 0), s + n - max(s, off)) for s, n in mapped if s + n > off]
                 extents = [(s, min(n, size - s)) for s, n in extents if s < size]
         copy = CopyJob(src_data, dst_data, extents, skip_zero=skip_zero, rate=rate, start=job.checkpoint,
                        on_checkpoint=self._on_checkpoint(job.bytes_read, job.bytes_written, True))

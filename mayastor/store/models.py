@@ -111,6 +111,8 @@ class Nexus(Base):
     # NexusInfo equivalent: did the nexus stop cleanly (children consistent)?
     clean_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
     nexus_info_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # raid metadata in files on this node (children carry data only); false: inline, 4 MiB per child
+    meta_local: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rebuild_rate: Mapped[int] = mapped_column(UInt64, default=0)  # copier bytes/s, 0 = unlimited
     # bumped whenever the raid is rebuilt from zeroed metadata: a child whose superblock is from an
     # older epoch must be wiped (treated as new) before it rejoins

@@ -135,3 +135,36 @@ def test_a_snapshot_sees_one_committed_state(tmp_path):
             assert db.get(Pool, "p1").name == "after"
     finally:
         s.close()
+
+
+def test_nexuses_from_before_0005_keep_their_metadata_on_the_children(tmp_path):
+    """A nexus recorded at 0004 keeps the inline layout (its children hold 4 MiB of raid metadata);
+    one recorded afterwards by the service defaults to the same unless told otherwise."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from mayastor.store import Nexus
+    from mayastor.store.db import alembic_config
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.exec_driver_sql(
+            "INSERT INTO nexuses (uuid, name, size, state, lifecycle, min_cntl_id, max_cntl_id, resv_key, "
+            "preempt_key, share, published, allowed_hosts, ana_state, ana_grpid, region_sectors, clean_shutdown, "
+            "created_at) VALUES ('n1', 'vol', 1048576, 'online', 'ready', 1, 65519, 0, 0, 0, 0, '[]', 1, 0, 2048, "
+            "0, '2026-01-01 00:00:00')")
+    engine.dispose()
+    s = open_store(str(path))
+    try:
+        with s.session() as db:
+            assert db.get(Nexus, "n1").meta_local is False
+            db.add(Nexus(uuid="n2", name="vol2", size=1 << 20, meta_local=True))
+        with s.session() as db:
+            assert db.get(Nexus, "n2").meta_local is True
+    finally:
+        s.close()

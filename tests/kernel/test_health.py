@@ -22,7 +22,7 @@ from .test_nexus_two_nodes import U, data_legs, nodes, replica  # noqa: F401  (n
 from .util import code_of, pattern, read_direct, write_direct
 
 MiB = 1 << 20
-META = 4 * MiB  # a child's metadata area; nexus offset x is child offset META + x
+META = 0  # the raid metadata lives on the nexus's node: nexus offset x is child offset x
 SIZE = 64 * MiB
 NONE, WRITE_ZEROES, UNMAP, WRITE_PATTERN, CHECKSUM = 0, 1, 2, 3, 4
 
@@ -100,9 +100,9 @@ def test_wipe_replica_checksum_zeroes_unmap(nodes, tmp_path):
 def test_verify_finds_names_and_repairs_a_corrupted_segment(nodes, tmp_path):
     n1, n2 = nodes
     c1, c2 = n1.client, n2.client
-    local = replica(c1, tmp_path, "nx1", "hv-r1", SIZE + META)
-    remote = replica(c2, tmp_path, "nx2", "hv-r2", SIZE + META, share=1)
-    children = [f"bdev:///hv-r1?uuid={local.uuid}", remote.uri, f"malloc:///hv-m?size_mb={(SIZE + META) >> 20}"]
+    local = replica(c1, tmp_path, "nx1", "hv-r1", SIZE)  # exactly the nexus size
+    remote = replica(c2, tmp_path, "nx2", "hv-r2", SIZE, share=1)
+    children = [f"bdev:///hv-r1?uuid={local.uuid}", remote.uri, f"malloc:///hv-m?size_mb={SIZE >> 20}"]
     nu = U()
     c1.nexus.CreateNexus(P.nexus.CreateNexusRequest(name="hv", uuid=nu, size=SIZE, children=children))
     dev = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=0)).nexus.device_uri[len("file://"):]
@@ -165,7 +165,7 @@ def test_verify_finds_names_and_repairs_a_corrupted_segment(nodes, tmp_path):
     assert code_of(jrpc, c1, "nexus_verify", uuid=U()) == grpc.StatusCode.NOT_FOUND
     assert code_of(jrpc, c1, "nexus_verify", uuid=nu, segment=1000) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(jrpc, c1, "nexus_verify", uuid=nu, peers={"x": "no port"}) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(jrpc, c2, "replica_digests", uuid=remote.uuid, offset=0, length=(SIZE + META) * 2) == \
+    assert code_of(jrpc, c2, "replica_digests", uuid=remote.uuid, offset=0, length=SIZE * 2) == \
         grpc.StatusCode.INVALID_ARGUMENT
     c1.nexus.ChildOperation(P.nexus.ChildOperationRequest(nexus_uuid=nu, uri=children[2], action=0))  # offline
     assert code_of(jrpc, c1, "nexus_verify", uuid=nu) == grpc.StatusCode.FAILED_PRECONDITION

@@ -80,7 +80,7 @@ def test_nexus_info_in_etcd_at_every_event(etcd, daemon, tmp_path):
 
     c.pool.CreatePool(P.pool.CreatePoolRequest(name="pspool", disks=[f"aio://{tmp_path}/pool.img?size_mb=600"]))
     reps = [c.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="pspool", size=SIZE + 4 * MiB, thin=True)) for _ in range(4)]
+        name=U(), uuid=U(), pooluuid="pspool", size=SIZE, thin=True)) for _ in range(4)]  # the agent's size
     r0, r1, r2, r3 = reps
     uri = {r.uuid: f"bdev:///{r.name}?uuid={r.uuid}" for r in reps}
     vol, nu = U(), U()
@@ -157,7 +157,7 @@ def test_nexus_info_in_etcd_at_every_event(etcd, daemon, tmp_path):
         # a create whose put fails leaves nothing behind
         n3 = U()
         assert code_of(c.nexus.CreateNexus, P.nexus.CreateNexusRequest(
-            name=U(), uuid=n3, size=SIZE, children=[f"malloc:///ps3?size_mb=68&uuid={U()}"])) == \
+            name=U(), uuid=n3, size=SIZE, children=[f"malloc:///ps3?size_mb=64&uuid={U()}"])) == \
             grpc.StatusCode.INTERNAL
         assert [n.uuid for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list] == [n2]
         with dm.DeviceMapper() as ctl:
