@@ -34,6 +34,20 @@ def name(value: str, what: str = "name") -> str:
     return value
 
 
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9][A-Za-z0-9_.:-]*)*")
+
+
+def snapshot_name(value: str) -> str:
+    """As a name, and '/' between parts: the control plane names a snapshot ``<uuid>/<txn id>``.
+    A snapshot name never becomes a path or a kernel name."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument("snapshot name must not be empty")
+    if len(value) > NAME_MAX or not _SNAPSHOT_NAME.fullmatch(value):
+        raise InvalidArgument(f"invalid snapshot name {value[:80]!r}: 1-{NAME_MAX} of [A-Za-z0-9_.:-] in "
+                              "'/'-separated parts, starting with a letter or digit")
+    return value
+
+
 def node_name(value: str) -> str:
     if not isinstance(value, str) or not _NODE.fullmatch(value):
         raise InvalidArgument(f"invalid node name {value!r}: 1-63 of [A-Za-z0-9_.-]")

@@ -1,13 +1,14 @@
-"""mayastor.v1.SnapshotRpc (replica snapshots and clones; nexus snapshots need the nexus)."""
+"""mayastor.v1.SnapshotRpc: replica snapshots and clones, and nexus snapshots (nexus/snapshot.py)."""
 
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ..errors import FailedPrecondition
+from ..nexus import snapshot as nexus_snapshot
 from ..replica.service import ReplicaView
 from . import protos as P
+from .nexus import nexus_message
 from .replica import replica_message
 from .status import opt, rpc
 
@@ -27,7 +28,7 @@ def snapshot_info(svc, v: ReplicaView) -> "P.snapshot.SnapshotInfo":
 
 class SnapshotRpc(P.snapshot_grpc.SnapshotRpcServicer):
     def __init__(self, node):
-        self.svc = node.replicas
+        self.node, self.svc = node, node.replicas
 
     @rpc
     def CreateReplicaSnapshot(self, request, context):
@@ -38,8 +39,17 @@ class SnapshotRpc(P.snapshot_grpc.SnapshotRpcServicer):
 
     @rpc
     def CreateNexusSnapshot(self, request, context):
-        raise FailedPrecondition("nexus snapshots arrive with the nexus; snapshot each replica with "
-                                 "CreateReplicaSnapshot on its node")
+        wanted = [nexus_snapshot.Wanted(d.replica_uuid, d.snapshot_uuid if d.HasField("snapshot_uuid") else "",
+                                        d.skip) for d in request.replicas]
+        out = nexus_snapshot.create(self.node.nexuses, request.nexus_uuid, request.entity_id, request.txn_id,
+                                    request.snapshot_name, wanted, self.node.health.grpc_port)
+        ts = Timestamp()
+        ts.FromDatetime(out.timestamp)
+        return P.snapshot.NexusCreateSnapshotResponse(
+            nexus=nexus_message(self.node.nexuses.view(request.nexus_uuid)), snapshot_timestamp=ts,
+            replicas_done=[P.snapshot.NexusCreateSnapshotReplicaStatus(replica_uuid=u, status_code=c)
+                           for u, c in out.done],
+            replicas_skipped=out.skipped)
 
     @rpc
     def ListSnapshot(self, request, context):

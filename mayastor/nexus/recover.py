@@ -10,12 +10,15 @@ back, unfinished destroys finished; published nexuses are republished.
 from __future__ import annotations
 
 import logging
+import os
 
 from sqlalchemy import select
 
 from ..errors import MayastorError
+from ..kernel import loop
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
+from ..store import NexusChild as ChildRow
 from . import state as S
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,27 @@ def reconcile_nexuses(node) -> None:
             _one(svc, uuid)
         except (MayastorError, KernelError, OSError) as exc:
             log.error("nexus %s could not be brought back: %s", uuid, exc)
+    _drop_orphan_meta_files(svc)
+
+
+def _drop_orphan_meta_files(svc) -> None:
+    """Metadata files of nexuses or children SQLite no longer has (a crash between the row's
+    removal and the file's): detached and deleted."""
+    if not svc.meta_dir or not os.path.isdir(svc.meta_dir):
+        return
+    with svc.store.session() as s:
+        kept = {f"{u}-{cid}.meta" for u, cid in s.execute(select(ChildRow.nexus_uuid, ChildRow.id))}
+    for name in os.listdir(svc.meta_dir):
+        if not name.endswith(".meta") or name in kept:
+            continue
+        path = os.path.join(svc.meta_dir, name)
+        log.info("removing orphan nexus metadata file %s", path)
+        try:
+            for lo in loop.find_by_file(path):
+                loop.detach(lo)
+            os.unlink(path)
+        except OSError as exc:
+            log.error("orphan %s: %s", path, exc)
 
 
 def _one(svc, uuid: str) -> None:

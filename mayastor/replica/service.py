@@ -478,7 +478,7 @@ class ReplicaService:
                         txn_id: str) -> ReplicaView:
         replica_uuid = validate.uuid(replica_uuid, "replica uuid")
         snapshot_uuid = validate.uuid(snapshot_uuid, "snapshot uuid")
-        validate.name(snapshot_name, "snapshot name")
+        validate.snapshot_name(snapshot_name)
         if entity_id:
             validate.entity_id(entity_id)
         if txn_id:

@@ -84,3 +84,22 @@ def test_the_namespace_uuid_is_the_volume_uuid_when_the_name_is_one():
     assert namespace_uuid(vol.replace("-", ""), nexus) == vol
     assert namespace_uuid("vol1", nexus) == nexus
     assert namespace_uuid("", nexus) == nexus
+
+
+def test_a_nexus_snapshot_request_is_checked_before_the_nexus_is_touched():
+    from mayastor.errors import InvalidArgument
+    from mayastor.nexus import snapshot as ns
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"touched {name}")
+    nexus, r1, s1 = ("6a3c0e5e-2f7e-4d8f-9c5f-00000000000%d" % i for i in range(3))
+    for args in (("not-a-uuid", "n/1", [ns.Wanted(r1, s1)]),
+                 (nexus, "n/1", []),
+                 (nexus, "n/1", [ns.Wanted("bad", s1)]),
+                 (nexus, "n/1", [ns.Wanted(r1, "")]),
+                 (nexus, "n/1", [ns.Wanted(r1, s1), ns.Wanted(r1, s1)]),
+                 (nexus, "", [ns.Wanted(r1, s1)])):
+        with pytest.raises(InvalidArgument):
+            ns.create(Untouchable(), args[0], "vol", "1", args[1], args[2], 10124)
+    assert ns.ERRNO_OF_CODE["NOT_FOUND"] == 2 and ns.ERRNO_OF_CODE["RESOURCE_EXHAUSTED"] == 28

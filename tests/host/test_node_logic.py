@@ -29,6 +29,18 @@ def test_bad_names(name):
         validate.name(name)
 
 
+@pytest.mark.parametrize("name", ["6a3c0e5e-2f7e-4d8f-9c5f-000000000001/1", "snap", "a/b/c", "s.1:x/2"])
+def test_snapshot_names_of_the_control_plane(name):
+    assert validate.snapshot_name(name) == name  # the agent's "<snapshot uuid>/<txn id>"
+
+
+@pytest.mark.parametrize("name", ["", "/a", "a/", "a//b", "a/../b", "a/./b", "../x", "a b/1", "é/1", "a/\n",
+                                  "x" * (validate.NAME_MAX + 1)])
+def test_bad_snapshot_names(name):
+    with pytest.raises(InvalidArgument):
+        validate.snapshot_name(name)
+
+
 @given(st.text(max_size=300))
 def test_names_that_pass_are_safe_path_components(s):
     try:

@@ -24,19 +24,20 @@ class Daemon:
 
     def __init__(self, state_db: str, log_path: str, node: str = "testnode", port: int = 10124,
                  target: str = "127.0.0.1", extra_args: tuple[str, ...] = (), fork: bool = True,
-                 disk_dirs: tuple[str, ...] | None = None):
+                 disk_dirs: tuple[str, ...] | None = None, grpc_host: str = "127.0.0.1"):
         # files the tests make live beside the state file (the test's tmp_path): the one --disk-dir
         dirs = (os.path.dirname(state_db),) if disk_dirs is None else disk_dirs
         self.extra_args = tuple(a for d in dirs for a in ("--disk-dir", d)) + tuple(extra_args)
         self.fork = fork and os.environ.get("MAYASTOR_TEST_FORK", "1") != "0"
         self.state_db, self.log_path, self.node, self.port, self.target = state_db, log_path, node, port, target
+        self.grpc_host = grpc_host
         self.proc: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
         self.client: Client | None = None
 
     def spawn(self, env: dict | None = None) -> None:
         """Start the process (without waiting for it to serve)."""
-        argv = ["-N", self.node, "-g", f"127.0.0.1:{self.port}", "-T", self.target, "--state-db", self.state_db,
+        argv = ["-N", self.node, "-g", f"{self.grpc_host}:{self.port}", "-T", self.target, "--state-db", self.state_db,
                 "-v", *self.extra_args]
         if self.fork:
             from .zygote import zygote
@@ -53,7 +54,7 @@ class Daemon:
 
     def wait_serving(self, timeout: float = 180) -> Client:
         """Wait until the spawned daemon answers gRPC."""
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.channel = grpc.insecure_channel(f"{self.grpc_host}:{self.port}")
         deadline = time.monotonic() + timeout
         while True:
             try:
