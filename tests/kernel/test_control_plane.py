@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import subprocess
+import time
 import uuid
 
 import grpc
@@ -47,7 +48,7 @@ def resv_key(nexus_uuid: str) -> int:
 @pytest.fixture
 def cluster(tmp_path, request):
     agent = Agent()
-    server = agent.serve()
+    servers = [agent.serve()]  # the test may stop the agent and serve it again
     log = os.path.join(RESULTS, f"etcd-{request.node.name}.log")
     etcd = EtcdServer(str(tmp_path / "etcd"), log).start()
     daemons = {}
@@ -60,7 +61,7 @@ def cluster(tmp_path, request):
                        extra_args=("-R", f"https://127.0.0.1:{AGENT_PORT}", "-p", etcd.endpoint))
             d.start()
             daemons[name] = d
-        yield agent, etcd, daemons
+        yield agent, etcd, daemons, servers
     finally:
         run("nvme", "disconnect-all", check=False)
         for d in daemons.values():
@@ -72,7 +73,8 @@ def cluster(tmp_path, request):
                 d.client.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
         rcs = [d.stop() for d in daemons.values()]
         etcd.stop()
-        server.stop(grace=None)
+        for server in servers:
+            server.stop(grace=None)
         assert rcs == [0] * len(rcs)
         with dm.DeviceMapper() as ctl:
             assert [x.name for x in ctl.list_devices() if x.name.startswith("MAYASTOR-cp-")] == []
@@ -126,7 +128,7 @@ def fio(dev: str, *extra: str) -> None:
 
 @pytest.mark.timeout(2400)
 def test_a_volume_through_the_agents_requests(cluster, tmp_path):
-    agent, etcd, daemons = cluster
+    agent, etcd, daemons, servers = cluster
     a, b = daemons["cp-a"].client, daemons["cp-b"].client
     # registration: the node as the agent stores it, and the 1 s probe of GetMayastorInfo
     wait_for(lambda: {r.id for _, r in agent.registers} >= set(daemons), 120, "both nodes registered")
@@ -200,6 +202,9 @@ def test_a_volume_through_the_agents_requests(cluster, tmp_path):
     b.nexus.CreateNexus(P.nexus.CreateNexusRequest(
         name=vol, uuid=n2, size=SIZE, minCntlId=3, maxCntlId=4, resvKey=resv_key(n2), preemptKey=0,
         children=kids2, nexusInfoKey=key2, resvType=2, preemptPolicy=1), timeout=59)
+    assert etcd.get_json(key2) == {"clean_shutdown": False, "children": [
+        {"uuid": rb2.uuid, "healthy": True}, {"uuid": ra.uuid, "healthy": True}]}
+    assert etcd.get_json(key)["clean_shutdown"] is True  # the old key stays for the agent to delete
     # both nodes share one nvmet here (one VM): the old target's subsystem goes before the new one
     # can take the volume's NQN; on two machines the agent destroys it after the publish
     a.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=nu))
@@ -210,6 +215,17 @@ def test_a_volume_through_the_agents_requests(cluster, tmp_path):
         "-q", FRONTEND, "-I", FRONTEND_ID)
     dev = wait_for(lambda: namespace_of(vol), 60, "the volume's namespace on node B")
     fio(dev, "--verify_only")  # the same data through the other node
+    # the agent away for 30 s: I/O and gRPC carry on, and the nodes register again when it is back
+    servers.pop().stop(grace=None)
+    away = agent.count()
+    t_end = time.monotonic() + 30
+    while time.monotonic() < t_end:
+        fio(dev, "--verify_only")
+        with grpc.insecure_channel(f"{daemons['cp-b'].grpc_host}:{daemons['cp-b'].port}") as ch:
+            P.host_grpc.HostRpcStub(ch).GetMayastorInfo(empty_pb2.Empty(), timeout=30)  # answers (1 s: test_registration)
+    assert agent.count() == away
+    servers.append(agent.serve())
+    wait_for(lambda: agent.count() >= away + 2, 120, "both nodes registering again")
     run("nvme", "disconnect", "-n", f"nqn.2019-05.io.openebs:{vol}")
 
     # resize: replicas first, then the nexus
@@ -230,6 +246,7 @@ def test_a_volume_through_the_agents_requests(cluster, tmp_path):
     assert [s.snapshot_uuid for s in a.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest()).snapshots] == [sa]
     assert [s.snapshot_uuid for s in b.snapshot.ListSnapshot(P.snapshot.ListSnapshotsRequest()).snapshots] == [sb]
     b.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n2))
+    assert etcd.get_json(key2)["clean_shutdown"] is True
     snap2 = U()
     for c, r in ((a, ra), (b, rb2)):
         su = U()
