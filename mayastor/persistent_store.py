@@ -111,7 +111,7 @@ class PersistentStore:
         self.timeout, self.retries, self.interval = timeout, max(retries, 1), interval
         self._client = etcd3gw.client(host=host, port=port, timeout=timeout)
         self._lock = threading.Lock()
-        self.puts = 0  # successful puts (metrics, tests)
+        self.puts = 0  # successful puts
 
     def reachable(self) -> bool:
         try:
@@ -161,7 +161,6 @@ class NoStore:
     """No ``-p``: nothing is persisted outside SQLite."""
 
     enabled = False
-    puts = 0
 
     def put(self, key: str, value: dict) -> None:
         return None

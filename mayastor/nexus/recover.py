@@ -15,11 +15,11 @@ import os
 from sqlalchemy import select
 
 from ..errors import MayastorError
-from ..kernel import loop
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from . import state as S
+from .stack import release_meta_file
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ def _drop_orphan_meta_files(svc) -> None:
         path = os.path.join(svc.meta_dir, name)
         log.info("removing orphan nexus metadata file %s", path)
         try:
-            for lo in loop.find_by_file(path):
-                loop.detach(lo)
-            os.unlink(path)
+            release_meta_file(path)
         except OSError as exc:
             log.error("orphan %s: %s", path, exc)
 
@@ -88,8 +86,5 @@ def _one(svc, uuid: str) -> None:
         s.get(Row, uuid).clean_shutdown = False
     svc._refresh_state(uuid)
     if faulted:
-        try:
-            svc.persist_info(uuid)
-        except MayastorError:
-            pass  # logged; the nexus shuts itself down
+        svc.persist_info_unanswered(uuid)
     log.info("nexus %s (%s) is back", row.name, uuid)

@@ -60,7 +60,6 @@ class NexusService(NexusOperations):
         self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
         self.infos = InfoPublisher(pstore)  # NexusInfo in etcd (-p); nothing without it
         self.meta_dir = meta_dir  # new nexuses keep their raid metadata here, not on the children
-        self.loop_tag = loop_tag
         self.target = target
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
@@ -68,7 +67,7 @@ class NexusService(NexusOperations):
 
     # helpers ----------------------------------------------------------------------------------
     def stack(self, uuid: str) -> NexusStack:
-        return NexusStack(self.ctl, self.tags, uuid, self.meta_dir, self.loop_tag)
+        return NexusStack(self.ctl, self.tags, uuid, self.meta_dir, self.ctx.loop_tag)
 
     def _lock(self, uuid: str):
         return self.locks.hold(f"nexus:{uuid}")
@@ -119,20 +118,28 @@ class NexusService(NexusOperations):
                 kids = s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == row.uuid, ChildRow.position >= 0))
                 row.state = S.transition(row.state, S.derive([(c.state, c.reason) for c in kids]))
 
-    def persist_info(self, uuid: str, live: bool = True, without: str | None = None) -> None:
-        """Put this nexus's NexusInfo (nothing without -p), I/O held meanwhile when ``live``. A put
-        that fails after all its tries shuts the nexus down, as io-engine's does, and raises
+    def persist_info(self, uuid: str, without: str | None = None) -> None:
+        """Put this nexus's NexusInfo (nothing without -p), its I/O held meanwhile. A put that
+        fails after all its tries shuts the nexus down, as io-engine's does, and raises
         StoreUnavailable (INTERNAL)."""
         if not self.infos.enabled:
             return
         row, kids = self._load_any(uuid)
         try:
-            self.infos.put(row, kids, self.stack(uuid) if live else None, without=without)
+            self.infos.put(row, kids, self.stack(uuid), without=without)
         except StoreUnavailable as exc:
             log.error("nexus %s: %s; shutting the nexus down", row.name, exc)
             threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}",
                              daemon=True).start()
             raise
+
+    def persist_info_unanswered(self, uuid: str) -> None:
+        """persist_info for the watcher, the rebuilds and the start-up, which have no caller to
+        answer: the failure is logged and the nexus shuts down all the same."""
+        try:
+            self.persist_info(uuid)
+        except MayastorError:
+            pass
 
     def _shutdown_quietly(self, uuid: str) -> None:
         try:

@@ -60,6 +60,16 @@ def _devnum(path: str) -> str:
     return f"{major}:{minor}"
 
 
+def release_meta_file(path: str) -> None:
+    """Detach the loop devices over a leg's metadata file and delete it (gone already: fine)."""
+    for lo in loop.find_by_file(path):
+        loop.detach(lo)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class NexusStack:
     def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str, meta_dir: str | None = None,
                  loop_tag: str = ""):
@@ -146,14 +156,8 @@ class NexusStack:
         remove(self.ctl, self.leg_name(cid, "data"))
         remove(self.ctl, self.leg_name(cid, "meta"))
         path = self.meta_file(cid)
-        if path is None:
-            return
-        for lo in loop.find_by_file(path):
-            loop.detach(lo)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        if path is not None:
+            release_meta_file(path)
 
     def _meta_loop(self, cid: int) -> str:
         """major:minor of the loop device over this leg's metadata file (made sparse and empty

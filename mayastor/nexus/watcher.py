@@ -17,7 +17,7 @@ import threading
 
 from sqlalchemy import select
 
-from ..errors import DeadlineExceeded, MayastorError
+from ..errors import DeadlineExceeded
 from ..kernel import block
 from ..kernel.dm import DeviceMapper
 from ..kernel.errors import KernelError
@@ -115,10 +115,7 @@ class NexusWatcher:
             changed |= self._finish_jobs(row, kids, status)
         if changed:
             svc._refresh_state(uuid)
-            try:
-                svc.persist_info(uuid)  # a retired child unhealthy, a rebuilt one healthy
-            except MayastorError:
-                pass  # logged; the nexus shuts itself down
+            svc.persist_info_unanswered(uuid)  # a retired child unhealthy, a rebuilt one healthy
 
     def _finish_jobs(self, row, kids, status) -> bool:
         svc = self.svc

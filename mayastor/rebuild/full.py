@@ -23,7 +23,6 @@ import threading
 from sqlalchemy import select
 
 from ..kernel import block, era, loop
-from ..errors import MayastorError
 from ..kernel.errors import KernelError
 from ..nexus.uri import parse as parse_uri
 from ..store import NexusChild as ChildRow
@@ -162,7 +161,6 @@ class FullRebuild:
             st = svc.stack(self.uuid)
             sectors = row.size // 512
             svc._open_leg(st, dst, row)  # opens the child and its leg devices
-            self._data_offset = svc.data_offset(row)
             src_data = st.leg_device(src.id, "data")
             dst_data = st.leg_device(dst.id, "data")
             job = self._job()
@@ -177,7 +175,7 @@ class FullRebuild:
         size = row.size
         rate = row.rebuild_rate
         if job.phase == "copy":
-            self._copy_pass(src, src_data, dst_data, size, rate, job)
+            self._copy_pass(src, src_data, dst_data, size, rate, job, svc.data_offset(row))
             self._set_job(phase="delta")
         since = self._job().era
         for _ in range(DELTA_ROUNDS):
@@ -202,8 +200,7 @@ class FullRebuild:
         return (local or healthy)[0]
 
     def _copy_pass(self, src: ChildRow, src_data: str, dst_data: str, size: int, rate: int,
-                   job: RebuildJob) -> None:
-        off = self._data_offset
+                   job: RebuildJob, off: int) -> None:
         skip_zero = self._discard_rest(dst_data, job.checkpoint, size)
         extents = [(0, size)]
         parsed = parse_uri(src.uri)
@@ -286,10 +283,7 @@ class FullRebuild:
             svc._set_child(dst.id, "online", S.R_NONE, healthy=True)
             self._drop_era(st)
             svc._refresh_state(self.uuid)
-            try:
-                svc.persist_info(self.uuid)  # healthy=true, as io-engine at rebuild completion
-            except MayastorError:
-                pass  # logged; the nexus shuts itself down
+            svc.persist_info_unanswered(self.uuid)  # healthy=true, as io-engine at rebuild completion
         log.info("nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri,
                  self._job().bytes_written)
 

@@ -71,8 +71,8 @@ def test_unversioned_file_is_refused_or_upgraded(tmp_path):
         open_store(str(path))
 
 
-def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
-    """A database file written at revision 0001 is brought to head at open, rows intact."""
+def old_database(tmp_path, revision: str, *inserts: str) -> str:
+    """A database file at an older revision holding the rows ``inserts`` write."""
     from alembic import command
     from sqlalchemy import create_engine
 
@@ -84,14 +84,20 @@ def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
     with engine.begin() as conn:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.exec_driver_sql("INSERT INTO pools VALUES ('p1', 'pool-1', '[\"/dev/vdb\"]', 4194304, 'ready', 3, "
-                             "'2026-01-01 00:00:00')")
-        conn.exec_driver_sql("INSERT INTO replicas (uuid, name, pool_uuid, thin_id, size, thin, share, allowed_hosts, "
-                             "lifecycle, created_at) VALUES ('r1', 'rep-1', 'p1', 1, 1048576, 1, 1, '[]', 'ready', "
-                             "'2026-01-01 00:00:00')")
+        command.upgrade(cfg, revision)
+        for sql in inserts:
+            conn.exec_driver_sql(sql)
     engine.dispose()
-    s = open_store(str(path))
+    return str(path)
+
+
+def test_upgrade_of_an_older_database_keeps_its_rows(tmp_path):
+    """A database file written at revision 0001 is brought to head at open, rows intact."""
+    s = open_store(old_database(
+        tmp_path, "0001",
+        "INSERT INTO pools VALUES ('p1', 'pool-1', '[\"/dev/vdb\"]', 4194304, 'ready', 3, '2026-01-01 00:00:00')",
+        "INSERT INTO replicas (uuid, name, pool_uuid, thin_id, size, thin, share, allowed_hosts, lifecycle, "
+        "created_at) VALUES ('r1', 'rep-1', 'p1', 1, 1048576, 1, 1, '[]', 'ready', '2026-01-01 00:00:00')"))
     assert s.revision() == head_revision()
     with s.session() as db:
         r = db.get(Replica, "r1")
@@ -140,26 +146,14 @@ def test_a_snapshot_sees_one_committed_state(tmp_path):
 def test_nexuses_from_before_0005_keep_their_metadata_on_the_children(tmp_path):
     """A nexus recorded at 0004 keeps the inline layout (its children hold 4 MiB of raid metadata);
     one recorded afterwards by the service defaults to the same unless told otherwise."""
-    from alembic import command
-    from sqlalchemy import create_engine
-
     from mayastor.store import Nexus
-    from mayastor.store.db import alembic_config
 
-    path = tmp_path / "old.db"
-    url = f"sqlite:///{path}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-        conn.exec_driver_sql(
-            "INSERT INTO nexuses (uuid, name, size, state, lifecycle, min_cntl_id, max_cntl_id, resv_key, "
-            "preempt_key, share, published, allowed_hosts, ana_state, ana_grpid, region_sectors, clean_shutdown, "
-            "created_at) VALUES ('n1', 'vol', 1048576, 'online', 'ready', 1, 65519, 0, 0, 0, 0, '[]', 1, 0, 2048, "
-            "0, '2026-01-01 00:00:00')")
-    engine.dispose()
-    s = open_store(str(path))
+    s = open_store(old_database(
+        tmp_path, "0004",
+        "INSERT INTO nexuses (uuid, name, size, state, lifecycle, min_cntl_id, max_cntl_id, resv_key, "
+        "preempt_key, share, published, allowed_hosts, ana_state, ana_grpid, region_sectors, clean_shutdown, "
+        "created_at) VALUES ('n1', 'vol', 1048576, 'online', 'ready', 1, 65519, 0, 0, 0, 0, '[]', 1, 0, 2048, "
+        "0, '2026-01-01 00:00:00')"))
     try:
         with s.session() as db:
             assert db.get(Nexus, "n1").meta_local is False
