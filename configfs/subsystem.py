@@ -10,6 +10,9 @@ from .node import NVMET_ROOT, Attr, CFSNode, kernel_op
 from .validate import check_nqn, check_subsystem_nqn
 
 
+CNTLID_MAX = 0xFFEF  # NVME_CNTLID_MAX: ids above are reserved
+
+
 class Subsystem(CFSNode):
     allow_any_host = Attr("attr_allow_any_host", bool, "accept every host NQN (no allowed_hosts links)")
     serial = Attr("attr_serial", str, "controller serial number (settable until first discovery)")
@@ -23,6 +26,16 @@ class Subsystem(CFSNode):
         self.root = root
         self.path = os.path.join(root, "subsystems", nqn)
         self._setup(mode)
+
+    def set_cntlid_range(self, lo: int, hi: int) -> None:
+        """Set the controller id range. nvmet keeps min < max at every write (either write
+        that would make them meet is EINVAL), so the order depends on the range it has now."""
+        if not 1 <= lo < hi <= CNTLID_MAX:
+            raise ValueError(f"controller id range {lo}..{hi}: nvmet needs 1 <= min < max <= {CNTLID_MAX:#x}")
+        if lo >= self.cntlid_max:
+            self.cntlid_max, self.cntlid_min = hi, lo
+        else:
+            self.cntlid_min, self.cntlid_max = lo, hi
 
     # namespaces ---------------------------------------------------------------
     def namespace(self, nsid: int, mode: str = "any") -> Namespace:

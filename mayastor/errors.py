@@ -31,6 +31,10 @@ class FailedPrecondition(MayastorError):
     code = "FAILED_PRECONDITION"
 
 
+class Aborted(MayastorError):
+    code = "ABORTED"
+
+
 class PermissionDenied(MayastorError):
     code = "PERMISSION_DENIED"
 

@@ -181,7 +181,7 @@ class NvmfTarget:
             sub.model = MODEL
         sub.serial = serial_for(ex.uuid)
         if ex.cntlid is not None:
-            sub.cntlid_min, sub.cntlid_max = ex.cntlid
+            sub.set_cntlid_range(*ex.cntlid)
 
     def set_allowed_hosts(self, name: str, hosts: list[str]) -> None:
         """Change who may connect. Hosts no longer allowed are cut off: the port link is cycled,

@@ -23,7 +23,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 
-from .errors import FailedPrecondition, InvalidArgument
+from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .kernel import block, mountinfo
 
 FORBIDDEN_TREES = ("/proc", "/sys")
@@ -72,10 +72,10 @@ class PathPolicy:
             st = os.stat(real)
         except FileNotFoundError:
             if _under(real, "/dev"):
-                raise FailedPrecondition(f"{what}: no such device {path}") from None
+                raise NotFound(f"{what}: no such device {path}") from None
             self._check_file_dir(real, path, what)
             if not create:
-                raise FailedPrecondition(f"{what}: no such file {path}") from None
+                raise NotFound(f"{what}: no such file {path}") from None
             if not os.path.isdir(os.path.dirname(real)):
                 raise FailedPrecondition(f"{what}: directory of {path} does not exist")
             return Target(real, "file", exists=False)

@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from ..errors import NotFound
+from ..nexus.reservation import Reservation
 from ..nexus.service import NexusView
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
 from ..store import Nexus as NexusRow
@@ -24,6 +25,16 @@ def _ts(dt) -> Timestamp:
     if dt is not None:
         t.FromDatetime(dt.replace(tzinfo=None) if dt.tzinfo else dt)
     return t
+
+
+def history_window(jobs: list, since, count: int | None, newest_first: bool) -> list:
+    """Finished rebuilds (oldest first) ended after ``since``, the newest ``count`` of them."""
+    if since is not None:
+        jobs = [j for j in jobs if j.ended_at.replace(tzinfo=None) > since]
+    if newest_first:
+        jobs = jobs[::-1]
+        return jobs if count is None else jobs[:count]
+    return jobs if count is None else jobs[len(jobs) - min(count, len(jobs)):]
 
 
 def nexus_message(v: NexusView) -> "P.nexus.Nexus":
@@ -60,8 +71,11 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
 
     @rpc
     def CreateNexus(self, request, context):
+        resv = Reservation.from_request(request.resvKey, request.preemptKey,
+                                        request.resvType if request.HasField("resvType") else None,
+                                        request.preemptPolicy)
         v = self.svc.create(request.name, request.uuid, request.size, list(request.children), request.minCntlId,
-                            request.maxCntlId, request.resvKey, request.preemptKey, request.nexusInfoKey)
+                            request.maxCntlId, resv, request.nexusInfoKey)
         return P.nexus.CreateNexusResponse(nexus=nexus_message(v))
 
     @rpc
@@ -166,33 +180,45 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         resp.start_time.CopyFrom(_ts(j.started_at))
         return resp
 
-    def _history(self, nexus_uuid: str, since=None, count=None) -> "P.nexus.RebuildHistoryResponse":
+    def _history(self, nexus_uuid: str, since=None, count=None,
+                 newest_first: bool = False) -> tuple["P.nexus.RebuildHistoryResponse", object]:
+        """A nexus's finished rebuilds and the newest end time among all of them (before the
+        ``since``/``count`` window is applied)."""
         with self.store.session() as s:
             row = s.get(NexusRow, nexus_uuid)
             if row is None:
                 raise NotFound(f"nexus {nexus_uuid} not found")
             q = select(RebuildJob).where(RebuildJob.nexus_uuid == nexus_uuid, RebuildJob.ended_at.is_not(None))
-            jobs = list(s.scalars(q.order_by(RebuildJob.ended_at)))
-        if since is not None:
-            jobs = [j for j in jobs if j.ended_at.replace(tzinfo=None) > since]
-        if count is not None:
-            jobs = jobs[-count:] if count else []
-        return P.nexus.RebuildHistoryResponse(uuid=row.uuid, name=row.name, records=[_record(j) for j in jobs])
+            jobs = list(s.scalars(q.order_by(RebuildJob.ended_at, RebuildJob.id)))
+        newest = jobs[-1].ended_at if jobs else None
+        jobs = history_window(jobs, since, count, newest_first)
+        resp = P.nexus.RebuildHistoryResponse(uuid=row.uuid, name=row.name, records=[_record(j) for j in jobs])
+        return resp, newest
 
     @rpc
     def GetRebuildHistory(self, request, context):
-        return self._history(check_uuid(request.uuid, "nexus uuid"))
+        return self._history(check_uuid(request.uuid, "nexus uuid"))[0]  # oldest first, as io-engine
 
     @rpc
     def ListRebuildHistory(self, request, context):
+        """io-engine's shape: every nexus is a key (records or not), each one's newest ``count``
+        records newest first, end_time = the newest end of any record (else now)."""
         since = request.since_end_time.ToDatetime() if request.HasField("since_end_time") else None
         count = request.count if request.HasField("count") else None
         resp = P.nexus.ListRebuildHistoryResponse()
         with self.store.session() as s:
-            uuids = list(s.scalars(select(NexusRow.uuid)))
+            uuids = list(s.scalars(select(NexusRow.uuid).where(NexusRow.lifecycle == "ready")))
+        newest = None
         for u in uuids:
-            h = self._history(u, since, count)
-            if h.records:
-                resp.histories[u].CopyFrom(h)
-        resp.end_time.GetCurrentTime()
+            try:
+                h, end = self._history(u, since, count, newest_first=True)
+            except NotFound:  # destroyed meanwhile
+                continue
+            resp.histories[u].CopyFrom(h)
+            if end is not None and (newest is None or end > newest):
+                newest = end
+        if newest is None:
+            resp.end_time.GetCurrentTime()
+        else:
+            resp.end_time.CopyFrom(_ts(newest))
         return resp

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
+from configfs.subsystem import CNTLID_MAX
+
 from .. import validate
 from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
 from ..kernel import block
@@ -28,6 +30,7 @@ from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
 from .persist import InfoPublisher
+from .reservation import Reservation
 from ..persistent_store import StoreUnavailable
 from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
 from ..rebuild.full import RebuildManager, release_era_meta
@@ -37,7 +40,6 @@ from .uri import parse as parse_uri
 log = logging.getLogger(__name__)
 
 SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
-CNTLID_MAX = 0xFFEF
 BLOCK = 512
 
 
@@ -301,7 +303,7 @@ class NexusService(NexusOperations):
 
     # create / destroy ---------------------------------------------------------------------------
     def create(self, name: str, uuid: str, size: int, children: list[str], min_cntlid: int = 0,
-               max_cntlid: int = 0, resv_key: int = 0, preempt_key: int = 0,
+               max_cntlid: int = 0, reservation: Reservation = Reservation(),
                nexus_info_key: str = "") -> NexusView:
         uuid = validate.uuid(uuid, "nexus uuid")
         name = validate.name(name or uuid, "nexus name")
@@ -316,8 +318,8 @@ class NexusService(NexusOperations):
         for p in parsed:  # paths it may never open are refused before anything is recorded
             device_for(p, self.ctx).check()
         lo, hi = min_cntlid or 1, max_cntlid or CNTLID_MAX
-        if not 1 <= lo <= hi <= CNTLID_MAX:
-            raise InvalidArgument(f"invalid controller id range {lo}..{hi} (1..{CNTLID_MAX})")
+        if not 1 <= lo < hi <= CNTLID_MAX:  # nvmet, unlike SPDK, cannot hand out a range of one id
+            raise InvalidArgument(f"invalid controller id range {lo}..{hi} (1 <= min < max <= {CNTLID_MAX})")
         if len(nexus_info_key) > 255:
             raise InvalidArgument("nexus info key too long")
         with self._lock(uuid):
@@ -327,14 +329,15 @@ class NexusService(NexusOperations):
                 existing = self._check_new(name, uuid, size, parsed)
                 if existing is not None:
                     return existing
-                self._record_intent(name, uuid, size, parsed, lo, hi, resv_key, preempt_key, nexus_info_key)
+                self._record_intent(name, uuid, size, parsed, lo, hi, reservation, nexus_info_key)
             return self._build(name, uuid)
 
     def _record_intent(self, name: str, uuid: str, size: int, parsed: list[ChildUri], lo: int, hi: int,
-                       resv_key: int, preempt_key: int, nexus_info_key: str) -> None:
+                       resv: Reservation, nexus_info_key: str) -> None:
         with self.store.session() as s:
             s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
-                      max_cntl_id=hi, resv_key=resv_key, preempt_key=preempt_key,
+                      max_cntl_id=hi, resv_key=resv.key, preempt_key=resv.preempt_key,
+                      resv_type=resv.type, preempt_policy=resv.policy,
                       region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None,
                       meta_local=self.meta_dir is not None))
             s.flush()

@@ -40,7 +40,11 @@ ERA_BLOCK_SECTORS = 2048  # 1 MiB: what one write makes the full rebuild copy ag
 
 
 def region_sectors_for(length: int) -> int:
-    """1 MiB, or the next power of two keeping the bitmap within md's 2^21 regions."""
+    """1 MiB, or the next power of two keeping the bitmap within md's 2^21 regions; never more
+    than the device (dm-raid refuses a region larger than its length: a nexus below 1 MiB gets
+    the largest power of two that fits)."""
+    if length < DEFAULT_REGION_SECTORS:
+        return 1 << (max(length, 1).bit_length() - 1)
     need = -(-length // (1 << 21))
     size = DEFAULT_REGION_SECTORS
     while size < need:

@@ -255,8 +255,8 @@ class PoolService:
             opened = self._open_all(parsed)
             try:
                 labels = self._read_labels(opened)
-                if not any(labels):
-                    raise NotFound(f"no pool label on {', '.join(d.canonical for d in parsed)}")
+                if not any(labels):  # io-engine: the blobstore cannot be imported -> INVALID_ARGUMENT
+                    raise InvalidArgument(f"no pool label on {', '.join(d.canonical for d in parsed)}")
                 found = next(l for l in labels if l)
                 if found.name != name:
                     raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")

@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import crashpoint, validate
-from ..errors import (AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, ReplicaNotFound,
-                      ResourceExhausted)
+from ..errors import (Aborted, AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound,
+                      ReplicaNotFound, ResourceExhausted)
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
@@ -356,16 +356,29 @@ class ReplicaService:
                 s.delete(r)
 
     # destroy ------------------------------------------------------------------------------------
+    def _named_pool(self, pool_name: str | None, pool_uuid: str | None) -> LivePool | None:
+        """The pool a destroy request names (None when it names none)."""
+        if not pool_name and not pool_uuid:
+            return None
+        for p in list(self.pools.live.values()):
+            if (pool_name and p.name == pool_name) or (pool_uuid and p.uuid == pool_uuid):
+                return p
+        raise FailedPrecondition(f"pool {pool_name or pool_uuid} not found")
+
     def destroy(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None) -> None:
+        """io-engine's order: a pool named but not loaded is FAILED_PRECONDITION, then a missing
+        replica NOT_FOUND with gtm-602 (the agent reads it as "already gone"), then a replica of
+        another pool ABORTED."""
         uuid = validate.uuid(uuid, "replica uuid")
+        named = self._named_pool(pool_name, pool_uuid)
         row = self._row_any(uuid)
         if row is None or row.kind == "snapshot":
             raise ReplicaNotFound(uuid)
         pool = self.pools.live.get(row.pool_uuid)
-        if pool is None:
-            raise ReplicaNotFound(uuid)
-        if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
-            raise FailedPrecondition(f"replica {uuid} is not in pool {pool_name or pool_uuid}")
+        if pool is None:  # recorded on a pool that is not loaded: not "gone", its disk may hold it
+            raise NotFound(f"replica {uuid} is on pool {row.pool_uuid}, which is not loaded")
+        if named is not None and named is not pool:
+            raise Aborted(f"replica {uuid} is in pool {pool.name}, not in {named.name}")
         with self.locks.shared(pool.uuid), self._one(uuid):
             self._destroy_locked(pool, uuid)
 
@@ -508,9 +521,12 @@ class ReplicaService:
         row = self._row_any(uuid)
         if row is None or row.kind != "snapshot":
             raise NotFound(f"snapshot {uuid} not found")
-        pool = self.pools.live[row.pool_uuid]
-        if (pool_name and pool.name != pool_name) or (pool_uuid and pool.uuid != pool_uuid):
-            raise FailedPrecondition(f"snapshot {uuid} is not in pool {pool_name or pool_uuid}")
+        named = self._named_pool(pool_name, pool_uuid)
+        pool = self.pools.live.get(row.pool_uuid)
+        if pool is None:
+            raise NotFound(f"snapshot {uuid} is on pool {row.pool_uuid}, which is not loaded")
+        if named is not None and named is not pool:
+            raise Aborted(f"snapshot {uuid} is in pool {pool.name}, not in {named.name}")
         with self.locks.shared(pool.uuid), self._one(uuid):
             if self._clones_of(uuid):  # clones read through it: only mark it, it goes with its last clone
                 self._update(uuid, discarded=True)

@@ -102,6 +102,8 @@ class Nexus(Base):
     max_cntl_id: Mapped[int] = mapped_column(Integer, default=0xFFEF)
     resv_key: Mapped[int] = mapped_column(UInt64, default=0)  # uint64 on the wire
     preempt_key: Mapped[int] = mapped_column(UInt64, default=0)
+    resv_type: Mapped[int] = mapped_column(Integer, default=5, server_default="5")  # NvmeReservation wire value
+    preempt_policy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # NexusNvmePreemption
     share: Mapped[int] = mapped_column(Integer, default=0)  # ShareProtocol wire value
     published: Mapped[bool] = mapped_column(Boolean, default=False)  # share NONE = local device
     allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import types
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mayastor.errors import FailedPrecondition, InvalidArgument
+from mayastor.grpc.nexus import history_window
 from mayastor.nexus import state as S
+from mayastor.nexus.reservation import Reservation
 from mayastor.nexus.stack import region_sectors_for
 from mayastor.nexus.uri import parse
 
@@ -75,6 +82,17 @@ def test_region_size_keeps_the_bitmap_within_md_limits():
     assert r & (r - 1) == 0 and big // r <= 1 << 21
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.sampled_from([1, 2, 3, 7, 8, 2047, 2048, 2049, 1 << 21, (1 << 32) + 1, ((1 << 63) - 1) >> 9]),
+                 st.integers(1, 4096), st.integers(1, ((1 << 63) - 1) >> 9)))
+def test_region_size_fits_every_nexus_size(sectors):
+    """dm-raid's rules for the region of any nexus size a request may carry (1 sector up to
+    2**63-1 bytes): a power of two, no larger than the device, at most 2**21 regions."""
+    r = region_sectors_for(sectors)
+    assert r & (r - 1) == 0 and 1 <= r <= sectors and -(-sectors // r) <= 1 << 21
+    assert r == 2048 or sectors < 2048 or sectors > 2048 << 21
+
+
 def test_the_namespace_uuid_is_the_volume_uuid_when_the_name_is_one():
     from mayastor.nexus.operations import namespace_uuid
     nexus = "6a3c0e5e-2f7e-4d8f-9c5f-000000000001"
@@ -103,3 +121,53 @@ def test_a_nexus_snapshot_request_is_checked_before_the_nexus_is_touched():
         with pytest.raises(InvalidArgument):
             ns.create(Untouchable(), args[0], "vol", "1", args[1], args[2], 10124)
     assert ns.ERRNO_OF_CODE["NOT_FOUND"] == 2 and ns.ERRNO_OF_CODE["RESOURCE_EXHAUSTED"] == 28
+
+
+U32 = (1 << 32) - 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(min_value=0, max_value=12),
+       count=st.one_of(st.none(), st.sampled_from([0, 1, 2, 7, 8, (1 << 31) - 1, 1 << 31, U32 - 1, U32]),
+                       st.integers(min_value=0, max_value=U32)),
+       since=st.one_of(st.none(), st.integers(min_value=-1, max_value=13)))
+def test_rebuild_history_window_over_the_whole_uint32_count(n, count, since):
+    """ListRebuildHistory: newest first, the newest `count` (any uint32) after `since`;
+    GetRebuildHistory's order (oldest first) keeps the same newest records."""
+    t0 = datetime.datetime(2026, 1, 1)
+    jobs = [types.SimpleNamespace(i=i, ended_at=t0 + datetime.timedelta(seconds=i)) for i in range(n)]
+    cut = None if since is None else t0 + datetime.timedelta(seconds=since)
+    after = [j.i for j in jobs if cut is None or j.ended_at > cut]
+    keep = len(after) if count is None else min(count, len(after))
+    newest = [j.i for j in history_window(jobs, cut, count, newest_first=True)]
+    oldest = [j.i for j in history_window(jobs, cut, count, newest_first=False)]
+    assert newest == after[::-1][:keep]
+    assert oldest == after[len(after) - keep:]
+
+
+U64 = st.one_of(st.sampled_from([0, 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1]), st.integers(0, (1 << 64) - 1))
+I32 = st.one_of(st.sampled_from([0, 1, 2, 5, 6, 7, -1]), st.integers(-(1 << 31), (1 << 31) - 1))
+
+
+@settings(max_examples=500, deadline=None)
+@given(key=U64, preempt=st.one_of(st.just(0), U64), rtype=st.one_of(st.none(), I32), policy=I32)
+def test_reservation_parameters_follow_io_engines_rules(key, preempt, rtype, policy):
+    """Any uint64 key is kept exactly; a reservation that is asked for needs a key, Holder takes no
+    preempt key; the enum values are checked; nothing else is refused."""
+    enabled = key != 0 or preempt != 0 or policy != 0
+    bad = (rtype is not None and not 0 <= rtype <= 6) or policy not in (0, 1) or \
+        (enabled and (key == 0 or (policy == 1 and preempt != 0)))
+    if bad:
+        with pytest.raises(InvalidArgument):
+            Reservation.from_request(key, preempt, rtype, policy)
+        return
+    r = Reservation.from_request(key, preempt, rtype, policy)
+    assert (r.key, r.preempt_key, r.type, r.policy, r.enabled) == (key, preempt, 5 if rtype is None else rtype,
+                                                                 policy, enabled)
+
+
+def test_the_control_planes_reservation_and_its_ha_disabled_form_are_accepted():
+    cp = Reservation.from_request(0x8F3A_0000_0000_0001, 0, 2, 1)  # ExclusiveAccess, Holder
+    assert cp.enabled and cp.type == 2
+    off = Reservation.from_request(0, 0, 0, 0)  # --disable-ha: no config
+    assert not off.enabled

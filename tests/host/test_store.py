@@ -162,3 +162,22 @@ def test_nexuses_from_before_0005_keep_their_metadata_on_the_children(tmp_path):
             assert db.get(Nexus, "n2").meta_local is True
     finally:
         s.close()
+
+
+def test_nexuses_from_before_0006_get_io_engines_default_reservation_type(tmp_path):
+    """Rows recorded at 0005 read back WriteExclusiveAllRegs / ArgKey, io-engine's defaults for a
+    request naming neither; their keys are kept."""
+    from mayastor.store import Nexus
+
+    s = open_store(old_database(
+        tmp_path, "0005",
+        "INSERT INTO nexuses (uuid, name, size, state, lifecycle, min_cntl_id, max_cntl_id, resv_key, "
+        "preempt_key, share, published, allowed_hosts, ana_state, ana_grpid, region_sectors, clean_shutdown, "
+        "meta_local, created_at) VALUES ('n1', 'vol', 1048576, 'online', 'ready', 1, 2, -2, 0, 0, 0, '[]', 1, 0, "
+        "2048, 0, 1, '2026-01-01 00:00:00')"))
+    try:
+        with s.session() as db:
+            n = db.get(Nexus, "n1")
+            assert (n.resv_key, n.resv_type, n.preempt_policy) == ((1 << 64) - 2, 5, 0)
+    finally:
+        s.close()
