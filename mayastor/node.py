@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from . import validate
+from .bdevs import BdevService
 from .health.service import HealthService
 from .kernel.dm import DeviceMapper
 from .locks import KeyedLocks
@@ -36,6 +37,8 @@ class Node:
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
                                     (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore,
                                     meta_dir)
+        self.bdevs = BdevService(store, self.ctl, self.tags, self.target, self.nexuses.ctx)
+        self.nexuses.ctx.bdevs = self.bdevs  # bdev:/// children that are CreateBdev's devices
         self.watcher = NexusWatcher(self.nexuses)
         self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
 

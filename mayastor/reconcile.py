@@ -23,7 +23,7 @@ from .kernel.dm import DmError
 from .kernel.errors import KernelError
 from .pool.disk import parse
 from .pool.label import LabelError, read_label, wipe_label
-from .pool.thinpool import remove
+from .kernel.dm import remove
 from .exports import PORT_IDS
 from .store import Nexus as NexusRow
 from .store import Pool as PoolRow
@@ -41,6 +41,7 @@ def reconcile(node) -> None:
             _pool(node, row)
         except (MayastorError, KernelError, LabelError) as exc:
             log.error("pool %s (%s) could not be brought back: %s", row.name, row.uuid, exc)
+    node.bdevs.bring_up()  # before the nexuses: bdev:/// children may be bdevs
     from .nexus.recover import reconcile_nexuses
     reconcile_nexuses(node)
     remove_orphans(node)
@@ -143,12 +144,13 @@ def remove_orphans(node) -> None:
         if port.portid in PORT_IDS and not port.subsystems:
             port.delete()
     node.target.gc_hosts()
+    kept = node.bdevs.loop_files()  # a bdev's loop has no holder, nvmet opens it directly
     for dev in loop.list_attached():
         try:
             tagged = loop.status(dev)["file_name"] == node.pools.loop_tag
         except OSError:
             continue
-        if tagged and not block.holders(dev.path):
+        if tagged and not block.holders(dev.path) and dev.backing_file not in kept:
             log.info("detaching orphan loop device %s (%s)", dev.path, dev.backing_file)
             try:
                 loop.detach(dev)

@@ -16,7 +16,7 @@ import grpc
 
 from .genprotos import CSI_PROTO_DIR, GEN_DIR, PROTO_DIR  # noqa: F401  (CSI_PROTO_DIR for the CSI plugin)
 
-NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "json", "registration", "test")
+NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "json", "registration", "test", "bdev")
 
 
 def _generated_is_fresh(proto_dir: Path, names: tuple[str, ...]) -> bool:
@@ -50,3 +50,4 @@ nexus, nexus_grpc = _load("nexus")
 json, json_grpc = _load("json")
 registration, registration_grpc = _load("registration")
 test, test_grpc = _load("test")
+bdev, bdev_grpc = _load("bdev")

@@ -8,6 +8,7 @@ from concurrent import futures
 import grpc
 
 from . import protos as P
+from .bdev import BdevRpc
 from .host import HostRpc
 from .json_rpc import JsonRpc
 from .nexus import NexusRpc
@@ -34,6 +35,7 @@ def build_server(node, address: str, registration, workers: int = 32) -> tuple[g
     P.host_grpc.add_HostRpcServicer_to_server(HostRpc(node, registration), server)
     P.stats_grpc.add_StatsRpcServicer_to_server(StatsRpc(node), server)
     P.test_grpc.add_TestRpcServicer_to_server(TestRpc(node), server)
+    P.bdev_grpc.add_BdevRpcServicer_to_server(BdevRpc(node), server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC to {address}")

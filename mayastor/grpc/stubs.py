@@ -18,3 +18,4 @@ class Stubs:
         self.stats = P.stats_grpc.StatsRpcStub(channel)
         self.json = P.json_grpc.JsonRpcStub(channel)
         self.test = P.test_grpc.TestRpcStub(channel)
+        self.bdev = P.bdev_grpc.BdevRpcStub(channel)

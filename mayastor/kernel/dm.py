@@ -418,3 +418,41 @@ def run_on_metadata_snapshot(ctl: "DeviceMapper", name: str, take: str, drop: st
             ctl.message(name, drop)
         except DmError:
             pass
+
+
+def ensure(ctl: "DeviceMapper", name: str, targets: list[Target], readonly: bool = False) -> DeviceInfo:
+    """Create the device with this table, or make an existing one carry it (reload + resume)."""
+    if not ctl.exists(name):
+        ctl.create(name, uuid=name, readonly=readonly)
+        try:
+            ctl.load(name, targets, readonly=readonly)
+            info = ctl.resume(name)
+        except Exception:
+            ctl.remove(name)
+            raise
+        devnode(info.minor)
+        return info
+    live = ctl.table(name)
+    if [t.line() for t in live] != [t.line() for t in targets]:
+        ctl.load(name, targets, readonly=readonly)
+        ctl.suspend(name)
+        ctl.resume(name)
+    info = ctl.info(name)
+    if info.suspended:
+        info = ctl.resume(name)
+    devnode(info.minor)
+    return info
+
+
+def remove(ctl: "DeviceMapper", name: str) -> None:
+    """Remove a device if present; a suspended one is resumed first (removal of a suspended device
+    with queued I/O would hang)."""
+    try:
+        info = ctl.info(name)
+    except DmError as exc:
+        if exc.errno == errno.ENXIO:
+            return
+        raise
+    if info.suspended:
+        ctl.resume(name)
+    ctl.remove(name)

@@ -15,6 +15,7 @@ import uuid as _uuid
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from .. import ramdisk
 from ..host_identity import host_identity
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
@@ -23,7 +24,6 @@ from ..pool.thinpool import Tags
 from .stack import META_BYTES
 from .uri import ChildUri
 
-MALLOC_DIR = "/run/mayastor/malloc"
 # nvme-tcp host settings for remote children: fail I/O to md quickly so a lost leg is faulted
 # (instead of hanging the nexus), keep reconnecting so a returning target comes back by itself.
 NVMF_RECONNECT_DELAY = 1
@@ -38,6 +38,7 @@ class ChildContext:
     replicas: object  # ReplicaService: local replica lookup
     loop_tag: str
     paths: PathPolicy  # which files and devices aio/uring children may open
+    bdevs: object = None  # BdevService: bdev:/// children that are not replicas
 
 
 class ChildDevice:
@@ -62,8 +63,12 @@ class ChildDevice:
 class LocalReplica(ChildDevice):
     def open(self) -> str:
         row = self.ctx.replicas.by_name(self.uri.path)
+        if row is None and self.ctx.bdevs is not None:
+            dev = self.ctx.bdevs.device(self.uri.path, self.uri.uuid)  # a bdev made by CreateBdev
+            if dev is not None:
+                return dev
         if row is None:
-            raise NotFound(f"child {self.uri.uri}: no replica named {self.uri.path!r} on this node")
+            raise NotFound(f"child {self.uri.uri}: no replica or bdev named {self.uri.path!r} on this node")
         if self.uri.uuid and row.uuid != self.uri.uuid:
             raise InvalidArgument(f"child {self.uri.uri}: replica {self.uri.path} has uuid {row.uuid}")
         return self.ctx.replicas.device(row)
@@ -98,46 +103,22 @@ class FileOrDevice(ChildDevice):
                 loop.detach(dev)
 
 
-def _ensure_tmpfs(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    with open("/proc/mounts") as f:
-        mounts = [line.split()[1:3] for line in f]
-    best = max((m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
-               key=lambda m: len(m[0]), default=("/", "?"))
-    if best[1] != "tmpfs":  # RAM disks must not land on a real disk
-        import subprocess
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "mayastor-malloc", path], check=True)
-
-
 class Malloc(ChildDevice):
-    """A RAM disk: a file on tmpfs behind a loop device (brd cannot add disks after load)."""
+    """A RAM disk (mayastor/ramdisk.py), in the nexus children's name space."""
 
     @property
-    def file(self) -> str:
-        return os.path.join(MALLOC_DIR, f"{self.ctx.node}-{self.uri.path}")
+    def disk(self) -> ramdisk.RamDisk:
+        size, blk = ramdisk.check(self.uri.path, self.uri.params)
+        return ramdisk.RamDisk(f"{self.ctx.node}", self.uri.path, size, blk)
 
     def size(self) -> int:
-        q = self.uri.params
-        blk = int(q.get("blk_size") or 512)
-        return int(q["size_mb"]) << 20 if "size_mb" in q else int(q["num_blocks"]) * blk
+        return self.disk.size
 
     def open(self) -> str:
-        _ensure_tmpfs(MALLOC_DIR)
-        found = [lo for lo in loop.find_by_file(self.file) if block.size_bytes(lo.path) > 0]
-        if found:
-            return found[0].path
-        with open(self.file, "ab") as f:
-            if f.tell() == 0:
-                f.truncate(self.size())
-        return loop.attach(self.file, tag=self.ctx.loop_tag, block_size=self.uri.blk_size or 0).path
+        return self.disk.open(self.ctx.loop_tag)
 
     def close(self) -> None:
-        for dev in loop.find_by_file(self.file):
-            loop.detach(dev)
-        try:
-            os.unlink(self.file)
-        except FileNotFoundError:
-            pass
+        self.disk.destroy()
 
 
 class Nvmf(ChildDevice):
@@ -222,4 +203,8 @@ REGISTRY: dict[str, type[ChildDevice]] = {
 
 
 def device_for(uri: ChildUri, ctx: ChildContext) -> ChildDevice:
-    return REGISTRY[uri.scheme](uri, ctx)
+    kind = REGISTRY.get(uri.scheme)
+    if kind is None:  # a URI kind that only CreateBdev makes (null://)
+        raise InvalidArgument(f"child {uri.uri[:200]}: {uri.scheme} devices are not nexus children here; "
+                              "make one with CreateBdev and use bdev:///<name>")
+    return kind(uri, ctx)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from ..kernel import block, dm, loop
 from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
-from ..pool.thinpool import Tags, _ensure, remove
+from ..kernel.dm import ensure, remove
+from ..pool.thinpool import Tags
 
 SECTOR = 512
 META_SECTORS = 8192  # 4 MiB reserved at the start of every child (architecture.md)
@@ -107,15 +108,15 @@ class NexusStack:
         if local_meta:
             src = _devnum(device)
             meta_src = self._meta_loop(cid)
-            meta = _ensure(self.ctl, self.leg_name(cid, "meta"),
+            meta = ensure(self.ctl, self.leg_name(cid, "meta"),
                            [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
-            data = _ensure(self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size, "linear", f"{src} 0")])
+            data = ensure(self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size, "linear", f"{src} 0")])
             return Leg(cid, meta.devnum, data.devnum)
         if size <= META_SECTORS:
             raise ValueError(f"{device} is smaller than the {META_BYTES >> 20} MiB metadata area")
         src = _devnum(device)
-        meta = _ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{src} 0")])
-        data = _ensure(self.ctl, self.leg_name(cid, "data"),
+        meta = ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{src} 0")])
+        data = ensure(self.ctl, self.leg_name(cid, "data"),
                        [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")])
         return Leg(cid, meta.devnum, data.devnum)
 
@@ -128,8 +129,8 @@ class NexusStack:
         if self.ctl.exists(name):
             live = self.ctl.table(name)
             sectors = max(sectors, live[0].length) if live else sectors
-        meta = _ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "error", "")])
-        data = _ensure(self.ctl, name, [dm.Target(0, sectors, "error", "")])
+        meta = ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "error", "")])
+        data = ensure(self.ctl, name, [dm.Target(0, sectors, "error", "")])
         return Leg(cid, meta.devnum, data.devnum)
 
     def leg_is_error(self, cid: int) -> bool:
@@ -199,7 +200,7 @@ class NexusStack:
 
     def load_raid(self, targets: list[dm.Target]) -> dm.DeviceInfo:
         """Create the raid device, or swap its table (suspend + resume); the same table is left alone."""
-        return _ensure(self.ctl, self.raid_name, targets)
+        return ensure(self.ctl, self.raid_name, targets)
 
     def live_raid_table(self) -> Raid1Table | None:
         if not self.ctl.exists(self.raid_name):
@@ -218,7 +219,7 @@ class NexusStack:
         return [dm.Target(0, sectors, "multipath", params)]
 
     def ensure_top(self, sectors: int) -> dm.DeviceInfo:
-        return _ensure(self.ctl, self.top_name, self.top_targets(sectors, self.path_devnum()))
+        return ensure(self.ctl, self.top_name, self.top_targets(sectors, self.path_devnum()))
 
     def load_top_over_raid(self, sectors: int) -> None:
         """Load (not resume) a top table mapping the raid directly, e.g. to leave out the era layer."""
@@ -232,7 +233,7 @@ class NexusStack:
 
     def ensure_era(self, meta_devnum: str, sectors: int) -> dm.DeviceInfo:
         raid = self.ctl.info(self.raid_name).devnum
-        return _ensure(self.ctl, self.era_name,
+        return ensure(self.ctl, self.era_name,
                        [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))])
 
     def era_meta_devnum(self) -> str | None:

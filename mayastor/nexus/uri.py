@@ -5,6 +5,7 @@
                                            (also nvmf+tcp://; default port 4420)
     aio:///path  uring:///path             a block device or a file (through a loop device)
     malloc:///name?size_mb=N               a RAM disk (tmpfs file on a loop device)
+    null:///name?size_mb=N                 a null device (CreateBdev only: dm-zero; not a child)
     nbd://host:port/export                 an NBD export through the kernel nbd client
 
 The ``uuid`` query is the child's identity (Mayastor keys NexusInfo by it). Unknown schemes and
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from configfs.validate import is_valid_nqn
 
-from .. import validate
+from .. import ramdisk, validate
 from ..errors import InvalidArgument
 
 PATH_MAX = 1024
@@ -33,12 +34,12 @@ QUERY_KEYS: dict[str, tuple[str, ...]] = {
     "aio": ("uuid", "blk_size", "rescan"),
     "uring": ("uuid", "blk_size"),
     "malloc": ("uuid", "size_mb", "num_blocks", "blk_size", "resize"),
+    "null": ("uuid", "size_mb", "num_blocks", "blk_size"),
     "nbd": ("uuid",),
 }
 ALIASES = {"loopback": "bdev", "nvmf+tcp": "nvmf"}
 NVMF_DEFAULT_PORT = 4420
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
-_MALLOC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,6 @@ def _check_host(uri: str, host: str | None) -> str:
     return host
 
 
-def _positive(uri: str, key: str, value: str, limit: int) -> int:
-    if not value.isdigit() or not 0 < int(value) <= limit:
-        raise _fail(uri, f"{key} must be a positive integer")
-    return int(value)
-
-
 def parse(uri: str) -> ChildUri:
     if not isinstance(uri, str) or not uri:
         raise InvalidArgument("empty child URI")
@@ -127,21 +122,17 @@ def parse(uri: str) -> ChildUri:
     if "rescan" in q and q["rescan"] not in ("", "true", "false"):
         raise _fail(uri, "rescan takes no value")
 
-    if scheme in ("bdev", "malloc"):
+    if scheme in ("bdev", "malloc", "null"):
         if parts.netloc:
             raise _fail(uri, f"expected {parts.scheme}:///<name>")
         name = parts.path[1:] if parts.path.startswith("/") else ""
         if scheme == "bdev":
             validate.name(name, "replica name")
         else:
-            if not _MALLOC_NAME.fullmatch(name):
-                raise _fail(uri, "malloc name must be 1-128 of [A-Za-z0-9_.-]")
-            if ("size_mb" in q) == ("num_blocks" in q):
-                raise _fail(uri, "malloc needs exactly one of size_mb or num_blocks")
-            if "size_mb" in q:
-                _positive(uri, "size_mb", q["size_mb"], 1 << 20)
-            else:
-                _positive(uri, "num_blocks", q["num_blocks"], 1 << 40)
+            try:
+                ramdisk.check(name, q)
+            except ValueError as exc:
+                raise _fail(uri, str(exc)) from None
         return ChildUri(uri, scheme, name, uuid=child_uuid, params=q)
 
     if scheme in ("aio", "uring"):

@@ -4,7 +4,9 @@ Accepted: ``/dev/sdb``, ``aio:///dev/sdb``, ``uring:///dev/sdb`` (the kernel doe
 so the scheme only says "a local block device or file"), or a path to a regular file, which is
 attached through a loop device. ``size_mb=N`` creates a missing file of that size (for tests and
 file-backed pools). ``blk_size`` (512 or 4096) must match the device; ``uuid`` is accepted as
-Mayastor's disk URIs carry one. Anything else is rejected before the kernel is touched.
+Mayastor's disk URIs carry one. ``malloc:///name?size_mb=N`` (or ``num_blocks``, ``blk_size``) is a
+RAM disk, as io-engine's (mayastor/ramdisk.py; gone with a reboot, as io-engine's with a restart).
+Anything else is rejected before the kernel is touched.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..kernel import block, loop
-from .. import validate
+from .. import ramdisk, validate
 from ..paths import PathPolicy
 from .label import MIN_DISK_BYTES
 
-SCHEMES = ("aio", "uring")
-QUERY_KEYS = ("blk_size", "uuid", "size_mb")
+SCHEMES = ("aio", "uring", "malloc")
+QUERY_KEYS = {"aio": ("blk_size", "uuid", "size_mb"), "uring": ("blk_size", "uuid", "size_mb"),
+              "malloc": ("blk_size", "uuid", "size_mb", "num_blocks")}
 PATH_MAX = 1024
 
 
@@ -30,10 +33,22 @@ class DiskUri:
     blk_size: int | None = None
     size_mb: int | None = None
     uuid: str | None = None
+    ram_size: str = ""  # malloc: the size query kept in the canonical form ("size_mb=N", "num_blocks=N&...")
+
+    @property
+    def is_ram(self) -> bool:
+        return self.scheme == "malloc"
+
+    @property
+    def key(self) -> tuple[bool, str]:
+        """What two URIs share when they name the same disk (aio and uring of one file do)."""
+        return self.is_ram, self.path
 
     @property
     def canonical(self) -> str:
-        """The form stored and reported (no creation hints)."""
+        """The form stored and reported (no creation hints; a RAM disk keeps its size)."""
+        if self.is_ram:
+            return f"malloc://{self.path}?{self.ram_size}"
         return f"{self.scheme}://{self.path}"
 
 
@@ -63,12 +78,15 @@ def parse(uri: str) -> DiskUri:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
         raise InvalidArgument(f"disk {uri!r}: malformed query") from None
+    known = QUERY_KEYS[parts.scheme]
     for key, value in pairs:
-        if key not in QUERY_KEYS:
-            raise InvalidArgument(f"disk {uri!r}: unknown parameter {key!r} (known: {', '.join(QUERY_KEYS)})")
+        if key not in known:
+            raise InvalidArgument(f"disk {uri!r}: unknown parameter {key!r} (known: {', '.join(known)})")
         if key in query:
             raise InvalidArgument(f"disk {uri!r}: parameter {key!r} given twice")
         query[key] = value
+    if parts.scheme == "malloc":
+        return _ram_disk(uri, parts.path, query)
     blk = size = None
     if "blk_size" in query:
         if query["blk_size"] not in ("512", "4096"):
@@ -82,28 +100,54 @@ def parse(uri: str) -> DiskUri:
     return DiskUri(parts.scheme, _check_path(parts.path, uri), blk, size, disk_uuid)
 
 
+def _ram_disk(uri: str, path: str, query: dict[str, str]) -> DiskUri:
+    name = path[1:] if path.startswith("/") else ""
+    try:
+        _, blk = ramdisk.check(name, query)
+    except ValueError as exc:
+        raise InvalidArgument(f"disk {uri!r}: {exc}") from None
+    size = f"size_mb={int(query['size_mb'])}" if "size_mb" in query else f"num_blocks={int(query['num_blocks'])}"
+    if blk:
+        size += f"&blk_size={blk}"
+    disk_uuid = validate.uuid(query["uuid"], "disk uuid") if "uuid" in query else None
+    return DiskUri("malloc", "/" + name, blk or None, None, disk_uuid, size)
+
+
 @dataclass
 class OpenDisk:
     uri: DiskUri
     device: str  # block device node
     loop: loop.LoopDevice | None = None  # set when we attached a file
+    ram: ramdisk.RamDisk | None = None  # set for a RAM disk
+    created: bool = False  # this open made the RAM disk (a failed create gives it back)
 
     @property
     def size(self) -> int:
         return block.size_bytes(self.device)
 
     def close(self) -> None:
-        """Detach the loop device we attached (the file stays)."""
+        """Detach the loop device we attached (the file, or the RAM disk, stays)."""
         if self.loop is not None:
             loop.detach(self.loop)
             self.loop = None
+        if self.ram is not None:
+            self.ram.detach()
+
+    def discard(self) -> None:
+        """Close, and give a RAM disk's memory back (its pool is destroyed)."""
+        self.close()
+        if self.ram is not None:
+            self.ram.destroy()
 
 
 def open_disk(d: DiskUri, policy: PathPolicy, own_holders: str, create: bool = False,
-              loop_tag: str = "mayastor") -> OpenDisk:
+              loop_tag: str = "mayastor", node: str = "") -> OpenDisk:
     """Resolve a disk to a block device; files get a loop device (reused if already attached),
     whose lo_file_name is ``loop_tag`` so reconcile can recognise it. ``policy`` checks the path
-    before anything is opened for writing; only dm devices named ``own_holders``* may hold it."""
+    before anything is opened for writing; only dm devices named ``own_holders``* may hold it.
+    A RAM disk lives in the pool disks' name space of ``node``."""
+    if d.is_ram:
+        return _open_ram(d, loop_tag, node, create)
     target = policy.check(d.path, f"disk {d.canonical}", MIN_DISK_BYTES, own_holders,
                           create=create and bool(d.size_mb), pool_disk=True)
     path = target.path
@@ -124,3 +168,17 @@ def open_disk(d: DiskUri, policy: PathPolicy, own_holders: str, create: bool = F
             loop.detach(found)
         raise InvalidArgument(f"disk {d.canonical}: device block size is {lbs}, not {d.blk_size}")
     return OpenDisk(d, dev, found)
+
+
+def _open_ram(d: DiskUri, loop_tag: str, node: str, create: bool) -> OpenDisk:
+    size, blk = ramdisk.check(d.path[1:], dict(parse_qsl(d.ram_size)))
+    ram = ramdisk.RamDisk(ramdisk.POOL_SCOPE.format(node=node), d.path[1:], size, blk)
+    existed = ram.exists
+    try:
+        dev = ram.open(loop_tag, create=create)
+    except FileNotFoundError:
+        raise NotFound(f"disk {d.canonical}: the RAM disk is gone (its data went with it)") from None
+    if block.size_bytes(dev) != size:
+        ram.detach()
+        raise InvalidArgument(f"disk {d.canonical}: the RAM disk exists with another size")
+    return OpenDisk(d, dev, None, ram, created=not existed)

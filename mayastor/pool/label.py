@@ -31,7 +31,7 @@ _HEAD = struct.Struct("<16sIII")
 # dm-thin metadata needs about 48 bytes per data block (Documentation/admin-guide/device-mapper/
 # thin-provisioning.rst); the kernel caps the metadata device at 16 GiB.
 THIN_META_BYTES_PER_BLOCK = 48
-THIN_META_MIN = 4 * MiB
+THIN_META_MIN = 2 * MiB  # lvm2's minimum too; io-engine's pool overhead is one 4 MiB cluster
 THIN_META_MAX = 16 * 1024 * MiB
 DEFAULT_CLUSTER = 4 * MiB
 
@@ -93,6 +93,11 @@ class PoolLabel:
         data = json.loads(body)
         disks = [DiskEntry(**d) for d in data.pop("disks")]
         return cls(disks=disks, **data)
+
+
+def mappable_bytes(label: "PoolLabel") -> int:
+    """Data the pool's thin metadata can map at dm-thin's estimate (a pool may grow up to this)."""
+    return label.metadata_len // THIN_META_BYTES_PER_BLOCK * label.cluster_size
 
 
 def metadata_size(data_bytes: int, cluster_size: int, ratio: float = 1.0) -> int:

@@ -25,7 +25,7 @@ from ..store.db import Store
 from . import catalog as cat
 from ..paths import PathPolicy
 from .disk import DiskUri, OpenDisk, open_disk, parse
-from .label import LabelError, PoolLabel, plan, read_label, wipe_label, write_label
+from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
 from ..kernel.dm_targets import ThinPoolStatus
 from .thinpool import ThinPool, Tags
 
@@ -77,7 +77,7 @@ class LivePool:
         return PoolCondition(POOL_ONLINE, st, "")
 
     def reported_disks(self) -> list[str]:
-        return [f"{u}?uuid={d.disk_uuid}" for u, d in zip(self.disks, self.label.disks)]
+        return [f"{u}{'&' if '?' in u else '?'}uuid={d.disk_uuid}" for u, d in zip(self.disks, self.label.disks)]
 
 
 POOL_ONLINE, POOL_DEGRADED, POOL_FAULTED = 1, 2, 3  # PoolState
@@ -122,7 +122,7 @@ class PoolService:
         if not disks:
             raise InvalidArgument("a pool needs at least one disk")
         parsed = [parse(d) for d in disks]
-        if len({d.path for d in parsed}) != len(parsed):
+        if len({d.key for d in parsed}) != len(parsed):
             raise InvalidArgument("the same disk is listed twice")
         return parsed
 
@@ -130,9 +130,9 @@ class PoolService:
         for p in self.live.values():
             if p.uuid == except_uuid:
                 continue
-            used = {parse(u).path for u in p.disks}
+            used = {parse(u).key for u in p.disks}
             for d in parsed:
-                if d.path in used:
+                if d.key in used:
                     raise InvalidArgument(f"disk {d.canonical} is already used by pool {p.name}")
 
     def create(self, name: str, disks: list[str], uuid: str | None = None, pooltype: int = POOL_TYPE_LVS,
@@ -147,7 +147,7 @@ class PoolService:
         with self._registry:
             existing = next((p for p in self.live.values() if p.name == name), None)
             if existing is not None:
-                if sorted(parse(u).path for u in existing.disks) == sorted(d.path for d in parsed):
+                if sorted(parse(u).key for u in existing.disks) == sorted(d.key for d in parsed):
                     raise AlreadyExists(f"pool {name} already exists on {', '.join(existing.disks)}")
                 raise InvalidArgument(f"pool {name} already exists on other disks ({', '.join(existing.disks)})")
             if uuid and uuid in self.live:
@@ -166,13 +166,17 @@ class PoolService:
                 return self._create_locked(name, uuid, opened, cluster_size, md_ratio or 1.0)
             except BaseException:
                 self._close_all(opened)
+                for d in opened:
+                    if d.created:
+                        d.discard()
                 raise
 
     def _open_all(self, parsed: list[DiskUri], create: bool = False) -> list[OpenDisk]:
         opened: list[OpenDisk] = []
         try:
             for d in parsed:
-                opened.append(open_disk(d, self.paths, self.tags.pool_prefix, create=create, loop_tag=self.loop_tag))
+                opened.append(open_disk(d, self.paths, self.tags.pool_prefix, create=create, loop_tag=self.loop_tag,
+                                        node=self.tags.node))
         except KernelError as exc:
             self._close_all(opened)
             raise _wrap_kernel("open disk", exc) from None
@@ -373,7 +377,11 @@ class PoolService:
             row = s.get(PoolRow, pool.uuid)
             if row is not None:
                 s.delete(row)
-        self._close_all(pool.open_disks)
+        for d in pool.open_disks:
+            try:
+                d.discard()  # RAM disks give their memory back
+            except OSError as exc:
+                log.warning("detach %s: %s", d.device, exc)
         self.live.pop(pool.uuid, None)
 
     # grow ---------------------------------------------------------------------------------------
@@ -398,6 +406,11 @@ class PoolService:
                 return before, pool  # nothing to grow into
             old = (last.size, last.length)
             last.size, last.length = size, usable
+            if label.data_len > mappable_bytes(label):
+                last.size, last.length = old
+                raise FailedPrecondition(
+                    f"pool {pool.name}: its thin metadata ({label.metadata_len >> 20} MiB) maps at most "
+                    f"{mappable_bytes(label)} bytes; create the pool with a larger md_resv_ratio to grow it further")
             try:
                 for i, d in enumerate(pool.open_disks):
                     write_label(d.device, label, i, d.size)

@@ -67,44 +67,6 @@ class Tags:
         return None
 
 
-def _ensure(ctl: dm.DeviceMapper, name: str, targets: list[dm.Target], readonly: bool = False) -> dm.DeviceInfo:
-    """Create the device with this table, or make an existing one carry it (reload + resume)."""
-    if not ctl.exists(name):
-        ctl.create(name, uuid=name, readonly=readonly)
-        try:
-            ctl.load(name, targets, readonly=readonly)
-            info = ctl.resume(name)
-        except Exception:
-            ctl.remove(name)
-            raise
-        dm.devnode(info.minor)
-        return info
-    live = ctl.table(name)
-    if [t.line() for t in live] != [t.line() for t in targets]:
-        ctl.load(name, targets, readonly=readonly)
-        ctl.suspend(name)
-        ctl.resume(name)
-    info = ctl.info(name)
-    if info.suspended:
-        info = ctl.resume(name)
-    dm.devnode(info.minor)
-    return info
-
-
-def remove(ctl: dm.DeviceMapper, name: str) -> None:
-    """Remove a device if present; a suspended one is resumed first (removal of a suspended device
-    with queued I/O would hang)."""
-    try:
-        info = ctl.info(name)
-    except dm.DmError as exc:
-        if exc.errno == errno.ENXIO:
-            return
-        raise
-    if info.suspended:
-        ctl.resume(name)
-    ctl.remove(name)
-
-
 class ThinPool:
     def __init__(self, ctl: dm.DeviceMapper, tags: Tags, label: PoolLabel, devices: list[str]):
         self.ctl, self.tags, self.label, self.devices = ctl, tags, label, devices
@@ -126,7 +88,7 @@ class ThinPool:
     def assemble(self, fresh: bool = False) -> dm.DeviceInfo:
         """Bring the pool up. ``fresh``: a new pool, so its metadata header is zeroed first."""
         lab = self.label
-        meta = _ensure(self.ctl, self.meta_name, self._linear(0, lab.metadata_len))
+        meta = dm.ensure(self.ctl, self.meta_name, self._linear(0, lab.metadata_len))
         if fresh and not self.ctl.exists(self.name):
             fd = os.open(meta.devnode, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -134,15 +96,15 @@ class ThinPool:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        data = _ensure(self.ctl, self.data_name, self._linear(lab.metadata_len, lab.data_len))
-        return _ensure(self.ctl, self.name, self._pool_table(meta, data))
+        data = dm.ensure(self.ctl, self.data_name, self._linear(lab.metadata_len, lab.data_len))
+        return dm.ensure(self.ctl, self.name, self._pool_table(meta, data))
 
     def is_up(self) -> bool:
         return self.ctl.exists(self.name)
 
     def teardown(self) -> None:
         for name in (self.name, self.data_name, self.meta_name):
-            remove(self.ctl, name)
+            dm.remove(self.ctl, name)
 
     def status(self) -> ThinPoolStatus:
         return ThinPoolStatus.parse(self.ctl.status(self.name)[0].params)
@@ -190,7 +152,7 @@ class ThinPool:
 
     def activate(self, name: str, thin_id: int, size: int, readonly: bool = False) -> dm.DeviceInfo:
         table = [dm.Target(0, size // SECTOR, "thin", thin_params(self.devnum(), thin_id))]
-        return _ensure(self.ctl, name, table, readonly=readonly)
+        return dm.ensure(self.ctl, name, table, readonly=readonly)
 
     def thin_status(self, name: str) -> ThinStatus | None:
         try:

@@ -337,7 +337,7 @@ class ReplicaService:
 
     def _teardown_kernel(self, pool: LivePool, row: Row) -> None:
         """Unshare, deactivate and delete the thin device of a row; idempotent."""
-        from ..pool.thinpool import remove
+        from ..kernel.dm import remove
         self._withdraw(row)
         crashpoint.hit(f"{row.kind}.teardown.unshared")
         remove(pool.thin.ctl, self.dm_name(row))
@@ -560,7 +560,7 @@ class ReplicaService:
 
     def unload_pool(self, pool: LivePool) -> None:
         """Unshare and deactivate every thin device of a pool (their data stays in the pool)."""
-        from ..pool.thinpool import remove
+        from ..kernel.dm import remove
         for row in self.rows_of(pool):
             self._withdraw(row)
             remove(pool.thin.ctl, self.dm_name(row))

@@ -6,6 +6,6 @@ completion after, so reconcile after a crash knows what was half done.
 """
 
 from .db import Store, open_store
-from .models import Base, Nexus, NexusChild, Pool, RebuildJob, Replica
+from .models import Base, Bdev, Nexus, NexusChild, Pool, RebuildJob, Replica
 
-__all__ = ["Base", "Nexus", "NexusChild", "Pool", "RebuildJob", "Replica", "Store", "open_store"]
+__all__ = ["Base", "Bdev", "Nexus", "NexusChild", "Pool", "RebuildJob", "Replica", "Store", "open_store"]

@@ -167,3 +167,16 @@ class RebuildJob(Base):
     error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Bdev(Base):
+    """A block device made by CreateBdev (mayastor/bdevs.py)."""
+    __tablename__ = "bdevs"
+
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1024))  # as given (parsed and checked)
+    uuid: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))  # the URI scheme
+    share: Mapped[int] = mapped_column(Integer, default=0)  # ShareProtocol wire value
+    allowed_hosts: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -29,6 +29,7 @@ U = "0c0ffee0-1234-4abc-8def-0123456789ab"
     ("malloc:///m0?size_mb=64", "malloc", "m0", "", 0),
     ("malloc:///m0?num_blocks=2048&blk_size=4096", "malloc", "m0", "", 0),
     ("nbd://127.0.0.1:10809/exp", "nbd", "exp", "127.0.0.1", 10809),
+    ("null:///null00?blk_size=512&size_mb=100", "null", "null00", "", 0),
 ])
 def test_child_uris_parse(uri, scheme, path, host, port):
     p = parse(uri)
@@ -36,8 +37,16 @@ def test_child_uris_parse(uri, scheme, path, host, port):
     assert p.uri == uri
 
 
+def test_a_null_device_is_a_bdev_not_a_child():
+    """null:// parses (CreateBdev makes it) but a nexus refuses it as a child, before anything is
+    recorded: it is used through CreateBdev and bdev:///<name>."""
+    from mayastor.nexus.children import ChildContext, device_for
+    with pytest.raises(InvalidArgument, match="CreateBdev"):
+        device_for(parse("null:///n0?size_mb=8"), ChildContext("n", None, "t", None))
+
+
 @pytest.mark.parametrize("uri", [
-    "", "foo:///x", "pcie:///0000:05:00.0", "malloc:///m0", "malloc:///m0?size_mb=8&num_blocks=8",
+    "", "foo:///x", "pcie:///0000:05:00.0", "malloc:///m0", "null:///n0", "null:///n0?size_mb=1&resize=1", "malloc:///m0?size_mb=8&num_blocks=8",
     "malloc:///m0?size_mb=8&bogus=1", "malloc:///m0?size_mb=0", "malloc:///../m", "bdev:///../x",
     "bdev:///a/b", f"bdev:///r1?uuid={U}&uuid={U}", "bdev:///r1?uuid=not-a-uuid", "aio:///dev/../etc/passwd",
     "aio://host/dev/sdb", "aio:///dev/sdb?blk_size=1000", f"nvmf://h:1/notanqn?uuid={U}", "nvmf:///nqn.2019-05.io.openebs:x",

@@ -1,6 +1,7 @@
 """Pure logic of the node daemon: input validation, disk URIs, the replica catalog, dm name tags,
 per-object locks and the daemon's address flags."""
 
+import dataclasses
 import threading
 import uuid
 
@@ -76,6 +77,31 @@ def test_host_nqns():
 def test_disk_uris(uri, path, scheme):
     d = parse(uri)
     assert (d.path, d.scheme) == (path, scheme)
+
+
+@pytest.mark.parametrize("uri,canonical", [
+    ("malloc:///disk0?size_mb=100", "malloc:///disk0?size_mb=100"),
+    ("malloc:///d.1?num_blocks=2048&blk_size=4096&uuid=" + "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+     "malloc:///d.1?num_blocks=2048&blk_size=4096"),
+    ("malloc:///disk0?size_mb=0100", "malloc:///disk0?size_mb=100"),
+])
+def test_ram_pool_disks_keep_their_size_in_the_stored_form(uri, canonical):
+    """The stored form must bring the RAM disk back with its size and block size after a restart;
+    it never names a file path, and is not the same disk as a file of that name."""
+    d = parse(uri)
+    assert d.is_ram and d.canonical == canonical and parse(d.canonical) == dataclasses.replace(d, uuid=None)
+    assert d.key != parse("aio:///disk0").key
+
+
+@pytest.mark.parametrize("uri", [
+    "malloc:///disk0", "malloc:///disk0?size_mb=1&num_blocks=2", "malloc:///disk0?size_mb=100&blk_size=1024",
+    "malloc:///a/b?size_mb=1", "malloc:///../x?size_mb=1", "malloc:///?size_mb=1", "malloc://h/x?size_mb=1",
+    "malloc:///x?size_mb=0", "malloc:///x?size_mb=1&rescan=1", "malloc:///-x?size_mb=1",
+    "malloc:///x?size_mb=" + str((1 << 20) + 1),
+])
+def test_bad_ram_pool_disks(uri):
+    with pytest.raises(InvalidArgument):
+        parse(uri)
 
 
 @pytest.mark.parametrize("uri", [

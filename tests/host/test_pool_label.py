@@ -1,7 +1,7 @@
 """Pool label encoding and layout planning (pure logic; the pool itself is tested in the VM)."""
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mayastor.pool import label as L
@@ -90,3 +90,18 @@ def test_range_beyond_the_pool():
         L.linear_segments(lab, ["7:0"], 0, lab.total_len + L.MiB)
     with pytest.raises(L.LabelError):
         L.linear_segments(lab, [], 0, L.MiB)
+
+
+@pytest.mark.parametrize("disk_mb,capacity_mb", [(64, 60), (100, 96), (128, 124), (1024, 1020)])
+def test_pool_capacity_as_io_engine_reports_it(disk_mb, capacity_mb):
+    """io-engine's overhead on a disk is one 4 MiB cluster (a 64 MiB aio pool reports 62914560
+    bytes); ours — label, backup label and the thin metadata — is no larger."""
+    assert L.plan("p", [disk_mb * L.MiB]).data_len == capacity_mb * L.MiB
+
+
+@settings(max_examples=300, deadline=None)
+@given(disk=st.integers(min_value=16 * L.MiB, max_value=64 << 40), ratio=st.sampled_from([1.0, 2.0, 10.0]))
+def test_a_new_pool_can_map_all_its_data(disk, ratio):
+    """Whatever the disk size (up to 64 TiB) the thin metadata maps the whole data area."""
+    label = L.plan("p", [disk], md_ratio=ratio)
+    assert label.data_len <= L.mappable_bytes(label)

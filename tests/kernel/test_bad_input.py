@@ -37,7 +37,7 @@ bad_snapshot_names = st.one_of(
 bad_uuids = st.one_of(st.sampled_from(["", "x", "1234", str(uuid.uuid4())[:-1], str(uuid.uuid4()) + "a",
                                        "../" + str(uuid.uuid4())]), text.filter(lambda s: len(s) != 36))
 bad_disks = st.one_of(
-    st.sampled_from(["nvmf://1.2.3.4/x", "pcie:///00:01.0", "iscsi://h/t", "malloc:///m?size_mb=8", "relative/p",
+    st.sampled_from(["nvmf://1.2.3.4/x", "pcie:///00:01.0", "iscsi://h/t", "malloc:///m", "malloc:///m?size_mb=8&blk_size=1024", "relative/p",
                      "aio:///tmp/x?bogus=1", "aio:///tmp/x?size_mb=0", "aio:///tmp/../etc/passwd",
                      "aio:///tmp/x?blk_size=1000", "aio://host/tmp/x", "/tmp/./x", "aio:///tmp/x?uuid=nope"]),
     text.map(lambda s: "aio:///tmp/x?" + s + "=1").filter(lambda u: "size_mb" not in u and "blk_size" not in u
