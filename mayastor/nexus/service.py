@@ -294,6 +294,14 @@ class NexusService(NexusOperations):
         except MayastorError as exc:
             log.warning("nexus %s: recording the failed rebuild of %s: %s", uuid, uri, exc)
 
+    def fault_reason(self, kid: ChildRow) -> int:
+        """Why a child's I/O failed: NO_SPACE for a local replica whose pool is full (the agent
+        brings such children back Online once there is room), else IO_FAILURE."""
+        p = parse_uri(kid.uri)
+        if p.scheme == "bdev" and self.ctx.replicas.out_of_space(p.path):
+            return S.R_NO_SPACE
+        return S.R_IO_FAILURE
+
     def _close_child(self, row_uuid: str, kid: ChildRow) -> None:
         self.stack(row_uuid).remove_leg(kid.id)
         try:

@@ -99,10 +99,13 @@ class NexusWatcher:
             if new is None or (new[0] == "online" and kid.uri in resyncing):
                 continue  # a finished resync: job and child state change together in _finish_jobs
             faulted = new[0] == "faulted"
+            reason = new[1]
             if faulted:
-                log.warning("nexus %s: child %s failed (I/O error); nexus continues on the others", row.name, kid.uri)
+                reason = svc.fault_reason(kid)
+                why = "out of space" if reason == S.R_NO_SPACE else "I/O error"
+                log.warning("nexus %s: child %s failed (%s); nexus continues on the others", row.name, kid.uri, why)
                 svc._end_jobs(uuid, kid.uri, "failed")
-            svc._set_child(kid.id, new[0], new[1], healthy=new[0] == "online" if not faulted else False,
+            svc._set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False,
                            fault=faulted)
             changed = True
         if st.exists() and st.top_path_failed():

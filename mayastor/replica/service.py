@@ -103,6 +103,18 @@ class ReplicaService:
             return None
         return row
 
+    def out_of_space(self, name: str) -> bool:
+        """Whether the pool of the replica ``name`` is out of data space (a write to an unallocated
+        block fails with ENOSPC there: dm-thin runs with error_if_no_space)."""
+        row = self.by_name(name)
+        if row is None:
+            return False
+        try:
+            st = self.pools.live[row.pool_uuid].thin.status()
+        except (KernelError, KeyError):
+            return False
+        return st.mode == "out_of_data_space" or st.used_data_blocks >= st.total_data_blocks
+
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
 
