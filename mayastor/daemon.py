@@ -17,6 +17,7 @@ import threading
 
 from . import __version__
 from .kernel import modules
+from .netaddr import host_port
 
 log = logging.getLogger("mayastor")
 
@@ -236,7 +237,7 @@ def grpc_address(args) -> str:
     ipaddress.ip_address(ip)  # ValueError on garbage
     if not 0 < port < 65536:
         raise ValueError(f"invalid gRPC port {port}")
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return host_port(ip, port)
 
 
 def target_address(args) -> str:

@@ -31,6 +31,7 @@ from configfs.errors import CFSError
 
 from .errors import AlreadyExists
 from .validate import NQN_PREFIX
+from .netaddr import host_port
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ class NvmfTarget:
         self.root = configfs.Root()
 
     def uri(self, name: str, uuid: str, port: int | None = None) -> str:
-        host = f"[{self.address}]" if self.adrfam == "ipv6" else self.address
-        return f"nvmf://{host}:{port or self.port}/{nqn_for(name)}?uuid={uuid}"
+        return f"nvmf://{host_port(self.address, port or self.port)}/{nqn_for(name)}?uuid={uuid}"
 
     # ownership ----------------------------------------------------------------------------------
     def owner_check(self, name: str, uuid: str, device: str | None) -> configfs.Subsystem | None:

@@ -20,6 +20,7 @@ import threading
 import time
 
 from .errors import MayastorError
+from .netaddr import host_port
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class PersistentStore:
     def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, interval: float = RETRY_INTERVAL):
         import etcd3gw
-        self.endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.endpoint = host_port(host, port)
         self.timeout, self.retries, self.interval = timeout, max(retries, 1), interval
         self._client = etcd3gw.client(host=host, port=port, timeout=timeout)
         self._lock = threading.Lock()

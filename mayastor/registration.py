@@ -26,6 +26,7 @@ import grpc
 from . import __version__
 from .host_identity import host_identity
 from .grpc import protos as P
+from .netaddr import host_port
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def dialable_endpoint(grpc_address: str, node_ip: str) -> str:
     ip = ipaddress.ip_address(host.strip("[]"))
     if ip.is_unspecified:
         ip = ipaddress.ip_address(node_ip)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    return host_port(str(ip), port)
 
 
 def agent_target(endpoint: str) -> str:
@@ -60,8 +61,7 @@ def agent_target(endpoint: str) -> str:
     parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
     if not parts.hostname or parts.path not in ("", "/"):
         raise ValueError(f"-R {endpoint}: expected [http[s]://]host:port")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{parts.port or 50051}"
+    return host_port(parts.hostname, parts.port or 50051)
 
 
 def register_request(node: str, endpoint: str, versions: list[int], env=os.environ) -> "P.registration.RegisterRequest":

@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ..grpc.stubs import Stubs
+from ..netaddr import host_port
 
 DEFAULT_PORT = 10124
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -33,11 +34,11 @@ def endpoint(bind: str) -> str:
     if b.startswith("["):  # [v6]:port or [v6]
         host, _, rest = b[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else str(DEFAULT_PORT)
-        return f"[{host}]:{port}"
+        return host_port(host, port)
     if b.count(":") > 1:  # a bare IPv6 address
-        return f"[{b}]:{DEFAULT_PORT}"
+        return host_port(b, DEFAULT_PORT)
     host, _, port = b.partition(":")
-    return f"{host}:{port or DEFAULT_PORT}"
+    return host_port(host, port or DEFAULT_PORT)
 
 
 def parse_size(text: str) -> int:

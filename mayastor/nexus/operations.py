@@ -222,7 +222,7 @@ class NexusOperations:
                              blocks_total=row.size // 512, block_size=512, checkpoint=written))
 
     def _end_jobs(self, uuid: str, uri: str, state: str) -> None:
-        from .service import now
+        from ..store.models import utcnow as now
         with self.store.session() as s:
             for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri,
                                                         RebuildJob.state == "running")):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -36,15 +35,13 @@ from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
 from ..rebuild.full import RebuildManager, release_era_meta
 from .uri import ChildUri
 from .uri import parse as parse_uri
+from ..netaddr import host_port
+from ..store.models import utcnow as now
 
 log = logging.getLogger(__name__)
 
 SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
 BLOCK = 512
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -490,9 +487,7 @@ class NexusService(NexusOperations):
         if not row.published:
             return ""
         if row.share == SHARE_NVMF:
-            host = self.target.address
-            host = f"[{host}]" if ":" in host else host
-            return f"nvmf://{host}:{self.replica_port}/{nqn_for(row.name)}"
+            return f"nvmf://{host_port(self.target.address, self.replica_port)}/{nqn_for(row.name)}"
         if row.share == SHARE_NONE:
             st = self.stack(row.uuid)
             return f"file://{st.top_device()}" if st.exists() else ""

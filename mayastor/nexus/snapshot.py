@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from .. import validate
 from ..errors import FailedPrecondition, InvalidArgument, MayastorError
 from .uri import parse as parse_uri
+from ..netaddr import host_port
 
 PEER_TIMEOUT = 30.0
 ERRNO_OF_CODE = {"NOT_FOUND": errno.ENOENT, "ALREADY_EXISTS": errno.EEXIST, "RESOURCE_EXHAUSTED": errno.ENOSPC,
@@ -84,12 +85,8 @@ def _one(svc, uri: str, w: Wanted, name: str, entity_id: str, txn_id: str, grpc_
         except MayastorError as exc:
             return ERRNO_OF_CODE.get(exc.code, errno.EIO)
     if child.scheme == "nvmf":
-        return _remote(f"{_bracket(child.host)}:{grpc_port}", w, name, entity_id, txn_id)
+        return _remote(host_port(child.host, grpc_port), w, name, entity_id, txn_id)
     return errno.ENOTSUP  # a malloc, file or nbd child has no snapshots
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _remote(endpoint: str, w: Wanted, name: str, entity_id: str, txn_id: str) -> int:

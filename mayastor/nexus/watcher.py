@@ -122,7 +122,7 @@ class NexusWatcher:
 
     def _finish_jobs(self, row, kids, status) -> bool:
         svc = self.svc
-        from .service import now
+        from ..store.models import utcnow as now
         done = False
         with svc.store.session() as s:
             jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,

@@ -113,7 +113,7 @@ class FullRebuild:
 
     # the job --------------------------------------------------------------------------------------
     def _main(self) -> None:
-        from ..nexus.service import now
+        from ..store.models import utcnow as now
         try:
             self._run()
         except Stopped:
@@ -277,7 +277,7 @@ class FullRebuild:
                 st.load_top_over_raid(sectors)
                 ctl.resume(st.top_name)
             from ..nexus import state as S
-            from ..nexus.service import now
+            from ..store.models import utcnow as now
             # the job ends before the child turns online: whoever sees it online finds the history
             self._set_job(state="completed", ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512)
             svc._set_child(dst.id, "online", S.R_NONE, healthy=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +32,7 @@ from ..store import Nexus as NexusRow
 from ..store import Replica as Row
 from ..store.db import Store
 from ..exports import Export, NvmfTarget
+from ..store.models import utcnow as now
 
 log = logging.getLogger(__name__)
 
@@ -601,7 +601,3 @@ class ReplicaService:
             elif self.target.is_shared(row.name):
                 self._withdraw(row)
         self.pools.write_catalog(pool)
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -194,3 +194,12 @@ def test_bad_grpc_address():
     from mayastor.daemon import build_parser
     with pytest.raises(ValueError):
         grpc_address(build_parser().parse_args(["-g", "not-an-ip"]))
+
+
+@pytest.mark.parametrize("host,port,expected", [
+    ("10.0.0.1", 10124, "10.0.0.1:10124"), ("fd00::1", 2379, "[fd00::1]:2379"), ("[fd00::1]", 1, "[fd00::1]:1"),
+    ("core", "50051", "core:50051"), ("::", 10124, "[::]:10124"),
+])
+def test_host_port_brackets_ipv6_literals_once(host, port, expected):
+    from mayastor.netaddr import host_port
+    assert host_port(host, port) == expected

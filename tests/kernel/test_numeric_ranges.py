@@ -387,3 +387,45 @@ def test_wipe_chunk_size_and_pattern_over_their_whole_range(daemon, tmp_path):
 
     wipe()
     wiped.both(5)
+
+
+# -- enums -----------------------------------------------------------------------------------------
+
+I32 = st.one_of(st.sampled_from([-(1 << 31), -1, 2, 3, 4, 5, 15, 16, 255, (1 << 31) - 1]),
+                st.integers(-(1 << 31), (1 << 31) - 1))
+
+
+@pytest.mark.timeout(1800)
+def test_enum_fields_outside_their_values_are_refused_over_the_whole_int32_range(daemon, tmp_path):
+    """Enums are int32 on the wire and a client may send any value: every value outside the enum
+    (share protocols, child actions, ANA states, pool types) is INVALID_ARGUMENT and changes nothing."""
+    c = daemon.client
+    c.pool.CreatePool(P.pool.CreatePoolRequest(name="ep", disks=[f"aio://{tmp_path}/ep.img?size_mb=64"]))
+    ru = str(uuid.uuid4())
+    kid = c.replica.CreateReplica(P.replica.CreateReplicaRequest(name="er", uuid=ru, pooluuid="ep", size=8 * MiB,
+                                                                 thin=True)).uri
+    nu = str(uuid.uuid4())
+    c.nexus.CreateNexus(P.nexus.CreateNexusRequest(name=nu, uuid=nu, size=8 * MiB, children=[kid]))
+    c.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=1))
+    disk = f"aio://{tmp_path}/ep2.img?size_mb=64"
+    fields = [
+        ({0, 1}, lambda v: (c.replica.ShareReplica, P.replica.ShareReplicaRequest(uuid=ru, share=v))),
+        ({0, 1}, lambda v: (c.replica.CreateReplica, P.replica.CreateReplicaRequest(
+            name="e2", uuid=str(uuid.uuid4()), pooluuid="ep", size=MiB, thin=True, share=v))),
+        ({0, 1}, lambda v: (c.nexus.PublishNexus, P.nexus.PublishNexusRequest(uuid=nu, share=v))),
+        ({0, 1, 2, 3}, lambda v: (c.nexus.ChildOperation, P.nexus.ChildOperationRequest(
+            nexus_uuid=nu, uri=kid, action=v))),
+        ({1, 2, 3, 4, 15}, lambda v: (c.nexus.SetNvmeAnaState, P.nexus.SetNvmeAnaStateRequest(uuid=nu, ana_state=v))),
+        ({0}, lambda v: (c.pool.CreatePool, P.pool.CreatePoolRequest(name="ep2", disks=[disk], pooltype=v))),
+    ]
+
+    @settings(max_examples=60, **SETTINGS)
+    @given(which=st.integers(0, len(fields) - 1), value=I32)
+    def refused(which, value):
+        valid, make = fields[which]
+        if value in valid:
+            return
+        method, request = make(value)
+        checked(daemon, method, request, INVALID)
+
+    refused()
