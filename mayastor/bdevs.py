@@ -29,6 +29,7 @@ from .nexus.uri import ChildUri
 from .nexus.uri import parse as parse_uri
 from .kernel.dm import ensure, remove
 from .pool.thinpool import Tags
+from .replica.service import SHARE_NONE, SHARE_NVMF
 from .store import Bdev as Row
 from .store import Nexus as NexusRow
 from .store import Replica as ReplicaRow
@@ -39,7 +40,6 @@ KINDS = ("malloc", "null", "aio", "uring")
 PRODUCT = {"malloc": "Malloc disk", "null": "Null disk", "aio": "AIO disk", "uring": "URING disk",
            "replica": "Logical Volume", "nexus": "Nexus CAS Driver v0.0.1"}
 RAM_SCOPE = "bdevs/{node}"
-SHARE_NONE, SHARE_NVMF = 0, 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ class BdevService:
         else:
             device_for(parsed, self.ctx).close()
 
+    def _device_of(self, row: Row) -> str:
+        return self._open(parse_uri(row.uri), row.name)
+
     def device(self, name: str, uuid: str | None = None) -> str | None:
         """The block device of the bdev ``name`` (for ``bdev:///<name>?uuid=`` children), None if none."""
         row = self._row(name)
@@ -97,7 +100,7 @@ class BdevService:
             return None
         if uuid and uuid != row.uuid:
             raise InvalidArgument(f"bdev {name} has uuid {row.uuid}, not {uuid}")
-        return self._open(parse_uri(row.uri), row.name)
+        return self._device_of(row)
 
     def loop_files(self) -> set[str]:
         """Files our bdevs keep on loop devices (the start-up sweep of unheld loops leaves them)."""
@@ -171,15 +174,11 @@ class BdevService:
             rows = list(s.scalars(select(Row)))
         for row in rows:
             try:
-                dev = self._open(parse_uri(row.uri), row.name)
+                dev = self._device_of(row)
                 if row.share == SHARE_NVMF:
                     self.target.expose(Export(row.name, row.uuid, dev, tuple(row.allowed_hosts)))
             except Exception as exc:  # noqa: BLE001 (one bad bdev must not stop the node)
                 log.error("bdev %s could not be brought back: %s", row.name, exc)
-
-    def known_dm_names(self) -> set[str]:
-        with self.store.session() as s:
-            return {self.dm_name(n) for n in s.scalars(select(Row.name).where(Row.kind == "null"))}
 
     # share ---------------------------------------------------------------------------------------
     def share(self, name: str, protocol: int, allowed_hosts: list[str]) -> BdevView:
@@ -190,8 +189,7 @@ class BdevService:
         if row is None:
             raise NotFound(f"bdev {name[:200]} not found")
         validate.name(row.name, "bdev name (its NQN tail)")
-        dev = self.device(row.name)
-        self.target.expose(Export(row.name, row.uuid, dev, tuple(hosts)))
+        self.target.expose(Export(row.name, row.uuid, self._device_of(row), tuple(hosts)))
         with self.store.session() as s:
             r = s.get(Row, row.name)
             r.share, r.allowed_hosts = SHARE_NVMF, hosts
@@ -203,7 +201,7 @@ class BdevService:
             raise NotFound(f"bdev {name[:200]} not found")
         if row.share == SHARE_NVMF:
             try:
-                self.target.withdraw(row.name, row.uuid, self.device(row.name))
+                self.target.withdraw(row.name, row.uuid, self._device_of(row))
             except KernelError as exc:
                 raise FailedPrecondition(f"unshare bdev {row.name}: {exc}") from None
         with self.store.session() as s:
@@ -227,7 +225,7 @@ class BdevService:
         row = self._row(name)
         if row is None:
             raise NotFound(f"bdev {name[:200]} not found")
-        dev = self.device(name)
+        dev = self._device_of(row)
         blk = block.logical_block_size(dev)
         share = self.target.uri(row.name, row.uuid) if row.share == SHARE_NVMF else f"bdev:///{row.name}"
         return BdevView(row.name, row.uuid, block.size_bytes(dev) // blk, blk, _with_uuid(row.uri, row.uuid),
@@ -253,7 +251,7 @@ def listing(node, name: str | None = None) -> list[BdevView]:
         for uri, d, entry in zip(pool.reported_disks(), pool.open_disks, pool.label.disks):
             blk = block.logical_block_size(d.device)
             out.append(BdevView(d.uri.path[1:] if d.uri.is_ram else d.uri.path, entry.disk_uuid,
-                                d.size // blk, blk, uri, PRODUCT.get(d.uri.scheme, "AIO disk"), "", "lvol"))
+                                d.size // blk, blk, uri, PRODUCT[d.uri.scheme], "", "lvol"))
     for v in node.replicas.list(kinds=("replica", "clone", "snapshot")):
         r = v.row
         out.append(BdevView(r.uuid, r.uuid, r.size // 512, 512, f"bdev:///{r.uuid}?uuid={r.uuid}",

@@ -109,7 +109,7 @@ class Malloc(ChildDevice):
     @property
     def disk(self) -> ramdisk.RamDisk:
         size, blk = ramdisk.check(self.uri.path, self.uri.params)
-        return ramdisk.RamDisk(f"{self.ctx.node}", self.uri.path, size, blk)
+        return ramdisk.RamDisk(self.ctx.node, self.uri.path, size, blk)
 
     def size(self) -> int:
         return self.disk.size

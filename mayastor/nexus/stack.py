@@ -109,7 +109,7 @@ class NexusStack:
             src = _devnum(device)
             meta_src = self._meta_loop(cid)
             meta = ensure(self.ctl, self.leg_name(cid, "meta"),
-                           [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
+                          [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
             data = ensure(self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size, "linear", f"{src} 0")])
             return Leg(cid, meta.devnum, data.devnum)
         if size <= META_SECTORS:
@@ -117,7 +117,7 @@ class NexusStack:
         src = _devnum(device)
         meta = ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{src} 0")])
         data = ensure(self.ctl, self.leg_name(cid, "data"),
-                       [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")])
+                      [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")])
         return Leg(cid, meta.devnum, data.devnum)
 
     def ensure_error_leg(self, cid: int, sectors: int) -> Leg:
@@ -234,7 +234,7 @@ class NexusStack:
     def ensure_era(self, meta_devnum: str, sectors: int) -> dm.DeviceInfo:
         raid = self.ctl.info(self.raid_name).devnum
         return ensure(self.ctl, self.era_name,
-                       [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))])
+                      [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))])
 
     def era_meta_devnum(self) -> str | None:
         if not self.ctl.exists(self.era_name):
