@@ -28,6 +28,7 @@ from .nexus.children import ChildContext, device_for
 from .nexus.uri import ChildUri
 from .nexus.uri import parse as parse_uri
 from .kernel.dm import ensure, remove
+from .pool.label_pool import LabelPool
 from .pool.thinpool import Tags
 from .replica.service import SHARE_NONE, SHARE_NVMF
 from .store import Bdev as Row
@@ -248,6 +249,8 @@ def listing(node, name: str | None = None) -> list[BdevView]:
     pool), each replica, snapshot and clone (named by uuid, aliased <pool>/<name>) and each nexus."""
     out = list(node.bdevs.list_own())
     for pool in node.pools.list():
+        if not isinstance(pool, LabelPool):  # an LVM pool's PVs are lvm's, not bdevs of ours
+            continue
         for uri, d, entry in zip(pool.reported_disks(), pool.open_disks, pool.label.disks):
             blk = block.logical_block_size(d.device)
             out.append(BdevView(d.uri.path[1:] if d.uri.is_ram else d.uri.path, entry.disk_uuid,

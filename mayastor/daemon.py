@@ -24,14 +24,19 @@ log = logging.getLogger("mayastor")
 # SPDK-only flags of io-engine: accepted so existing manifests work, ignored with a warning.
 SPDK_FLAGS_WITH_VALUE = (("-l", "--log-components"), ("-m", "--reactor-mask"), ("-s", "--mem-size"),
                          ("-r", "--rpc-address"), ("--huge-dir",), ("--env-context",),
-                         ("--reactor-freeze-timeout",))
-SPDK_SWITCHES = (("--reactor-freeze-detection",),)  # the chart's optional switch (no reactors here)
+                         ("--reactor-freeze-timeout",), ("--bdev-pool-size",), ("--nvme-ctl-pool-size",),
+                         ("-L", "--log-trace-component"), ("-F", "--log-format"), ("-d", "--diagnose-stack"))
+# the chart's optional switches and io-engine's hidden ones (no reactors, PCI or SPDK channels here)
+SPDK_SWITCHES = (("--reactor-freeze-detection",), ("-u", "--no-pci"), ("--skip-sig-handler",),
+                 ("--enable-io-all-thrd-nexus-channels",), ("--enable-channel-dbg",), ("--bs-cluster-unmap",))
 # io-engine flags the chart passes whose feature the kernel target does not have: accepted, and
 # the one log line says why nothing happens (nvmet has no command-retry-delay setting and no
 # persist-through-power-loss; no event bus is fed yet).
 NO_EFFECT_FLAGS = {"--tgt-crdt": "nvmet has no command retry delay setting",
                    "--ptpl-dir": "nvmet keeps no reservations through power loss",
                    "--events-url": "events are not published (no NATS client)"}
+NO_EFFECT_SWITCHES = {"--enable-snapshot-rebuild": "SnapshotRebuildRpc is not served (features.snapshotRebuild "
+                                                   "is false)"}
 
 
 def _dest(prefix: str, flags: tuple[str, ...]) -> str:
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=10124, help="gRPC listen port")
     p.add_argument("-N", "--node-name", default=None, help="node name (default: hostname)")
     p.add_argument("-R", "--registration-endpoint", default=None, help="control-plane registration endpoint")
-    p.add_argument("-T", "--tgt-ip", "--target-address", dest="tgt_ip", default=None,
+    p.add_argument("-T", "--tgt-ip", "--target-address", "--tgt-iface", dest="tgt_ip", default=None,
                    help="IP address nvmet listens on")
     p.add_argument("-y", "--config", default=None, help="config yaml")
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
@@ -55,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ps-retries", default="30", help="persistent store operation tries (0..255)")
     p.add_argument("--enable-rdma", action="store_true",
                    help="io-engine's RDMA transport: refused (nvmet-rdma listeners are not built yet)")
+    p.add_argument("--enable-lvm", action="store_true", default=os.environ.get("ENABLE_LVM") == "true",
+                   help="serve LVM pools (pool type Lvm; also ENABLE_LVM=true), as io-engine's flag; needs lvm2")
     p.add_argument("--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)")
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
     p.add_argument("--nexus-meta-dir", default=None, metavar="DIR",
@@ -78,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     for flag in NO_EFFECT_FLAGS:
         p.add_argument(flag, dest=_dest("noeffect_", (flag,)), default=None, help=argparse.SUPPRESS)
+    for flag in NO_EFFECT_SWITCHES:
+        p.add_argument(flag, dest=_dest("noeffect_", (flag,)), action="store_const", const="on", default=None,
+                       help=argparse.SUPPRESS)
     return p
 
 
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in vars(args).items():
         if key.startswith("spdk_") and value is not None:
             log.warning("ignoring SPDK-only option %s=%s (no SPDK here)", key[5:], value)
-    for flag, why in NO_EFFECT_FLAGS.items():
+    for flag, why in (NO_EFFECT_FLAGS | NO_EFFECT_SWITCHES).items():
         value = getattr(args, _dest("noeffect_", (flag,)))
         if value is not None:
             log.warning("option %s=%s has no effect here: %s", flag, value, why)
@@ -161,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     store = open_store(args.state_db)
     meta_dir = args.nexus_meta_dir or os.path.join(os.path.dirname(os.path.abspath(args.state_db)), "nexus-meta")
     node = Node(node_name, store, tgt, cfg.nvmf_replica_port, cfg.nvmf_nexus_port, paths, pstore, meta_dir)
-    reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions)
+    node.pools.lvm_enabled = args.enable_lvm
+    if args.enable_lvm and not node.pools.lvm_usable():
+        log.warning("--enable-lvm: lvm2's tools are not installed; LVM pools are refused")
+    reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions,
+                                        lvm=node.pools.lvm_usable())
     try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
         server, port = build_server(node, grpc_addr, reg)
     except (OSError, RuntimeError) as exc:

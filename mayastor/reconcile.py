@@ -21,7 +21,9 @@ from .errors import MayastorError
 from .kernel import block, loop
 from .kernel.dm import DmError
 from .kernel.errors import KernelError
+from .pool.backend import POOL_TYPE_LVM
 from .pool.disk import parse
+from .pool.lvm_tools import LvmError
 from .pool.label import LabelError, read_label, wipe_label
 from .kernel.dm import remove
 from .exports import PORT_IDS
@@ -39,7 +41,7 @@ def reconcile(node) -> None:
     for row in rows:
         try:
             _pool(node, row)
-        except (MayastorError, KernelError, LabelError) as exc:
+        except (MayastorError, KernelError, LabelError, LvmError) as exc:
             log.error("pool %s (%s) could not be brought back: %s", row.name, row.uuid, exc)
     node.bdevs.bring_up()  # before the nexuses: bdev:/// children may be bdevs
     from .nexus.recover import reconcile_nexuses
@@ -50,6 +52,13 @@ def reconcile(node) -> None:
 def _pool(node, row: PoolRow) -> None:
     pools = node.pools
     if row.uuid in pools.live:
+        return
+    if row.pooltype == POOL_TYPE_LVM:
+        pool = pools.bring_back_lvm(row)
+        if row.lifecycle == "destroying":
+            pools.finish_destroy(pool, node.replicas)
+        else:
+            node.replicas.bring_up(pool)
         return
     opened = pools._open_all([parse(u) for u in row.disks])
     try:
@@ -163,12 +172,12 @@ def _delete_orphan_thin(node, pool_dev: str, thin_id: int) -> None:
     """A thin id no row claims, in a live pool: delete it so it does not hold space."""
     with node.store.session() as s:
         for pool in node.pools.live.values():
-            if pool.thin.devnum() != pool_dev:
+            if not pool.owns_thin_pool(pool_dev):
                 continue
             claimed = s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid == pool.uuid,
                                                              ReplicaRow.thin_id == thin_id))
             if claimed is None:
                 try:
-                    pool.thin.delete_thin(thin_id)
+                    pool.delete_orphan_thin(thin_id)
                 except DmError:
                     pass

@@ -64,14 +64,15 @@ def agent_target(endpoint: str) -> str:
     return host_port(parts.hostname, parts.port or 50051)
 
 
-def register_request(node: str, endpoint: str, versions: list[int], env=os.environ) -> "P.registration.RegisterRequest":
+def register_request(node: str, endpoint: str, versions: list[int], env=os.environ,
+                     lvm: bool = False) -> "P.registration.RegisterRequest":
     req = P.registration.RegisterRequest(id=node, grpc_endpoint=endpoint, api_version=versions,
                                          version=__version__)
     req.instance_uuid.value = str(_uuid.uuid4())
     req.hostnqn.value = host_identity(node, env).hostnqn  # the NQN our nexuses connect with
     f = req.features
     f.asymmetricNamespaceAccess = env.get("NEXUS_NVMF_ANA_ENABLE") == "1"
-    f.logicalVolumeManager = False  # no LVM pools yet
+    f.logicalVolumeManager = lvm  # --enable-lvm and lvm2's tools installed
     f.snapshotRebuild = False  # SnapshotRebuildRpc is not served
     f.rdmaCapableIoEngine = False
     req.bugfixes.nexusRebuildReplicaAncestry = True  # rebuilds keep replica ancestry (snapshots)

@@ -105,8 +105,7 @@ class HostRpc(P.host_grpc.HostRpcServicer):
 
     @rpc
     def ListBlockDevices(self, request, context):
-        pool_devs = {d.device for p in self.node.pools.live.values() for d in p.open_disks}
-        pool_devs |= {d.uri.path for p in self.node.pools.live.values() for d in p.open_disks}
+        pool_devs = {d for p in self.node.pools.live.values() for d in p.disk_devices()}
         return P.host.ListBlockDevicesResponse(devices=block_devices(request.all, pool_devs))
 
     @rpc

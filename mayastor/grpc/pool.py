@@ -6,6 +6,9 @@ import logging
 
 from google.protobuf import empty_pb2
 
+from ..errors import NotFound
+from ..kernel.errors import KernelError
+from ..pool.backend import POOL_FAULTED
 from ..pool.service import LivePool
 from . import protos as P
 from .status import opt, rpc
@@ -23,19 +26,18 @@ def pool_message(node, pool: LivePool) -> "P.pool.Pool":
     md = P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks if st else 0,
                                  md_used_pages=st.used_metadata_blocks if st else 0)
     # used: what is allocated plus what thick replicas are promised, as io-engine reports it
-    used = min(cond.used_blocks * pool.cluster_size + node.replicas.reserved_thick(pool), pool.capacity)
+    try:
+        allocated = pool.used() if cond.state != POOL_FAULTED else 0
+    except (KernelError, OSError, NotFound) as exc:
+        log.warning("pool %s: used unknown: %s", pool.name, exc)
+        allocated = 0
+    capacity = pool.capacity
+    used = min(allocated + node.replicas.reserved_thick(pool), capacity)
     return P.pool.Pool(
         uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=cond.state,
-        capacity=pool.capacity, used=used, pooltype=0,
+        capacity=capacity, used=used, pooltype=pool.pooltype,
         committed=node.replicas.committed(pool), cluster_size=pool.cluster_size, page_size=4096,
-        disk_capacity=_disk_capacity(pool), md_info=md)
-
-
-def _disk_capacity(pool: LivePool) -> int:
-    try:
-        return pool.disk_capacity
-    except OSError:  # a disk that vanished: its labelled size
-        return sum(d.size for d in pool.label.disks)
+        disk_capacity=pool.disk_capacity, md_info=md)
 
 
 class PoolRpc(P.pool_grpc.PoolRpcServicer):
@@ -62,7 +64,6 @@ class PoolRpc(P.pool_grpc.PoolRpcServicer):
         uuid = opt(request, "uuid")
         pool = self.node.pools.find(request.name or uuid or "")
         if uuid and pool.uuid != uuid:
-            from ..errors import NotFound
             raise NotFound(f"pool {request.name} with uuid {uuid} not found")
         return pool
 
@@ -87,7 +88,7 @@ class PoolRpc(P.pool_grpc.PoolRpcServicer):
 
     @rpc
     def ListPools(self, request, context):
-        if request.HasField("pooltype") and request.pooltype.value != 0:
-            return P.pool.ListPoolsResponse()
         pools = self.node.pools.list(opt(request, "name"), opt(request, "uuid"))
+        if request.HasField("pooltype"):
+            pools = [p for p in pools if p.pooltype == request.pooltype.value]
         return P.pool.ListPoolsResponse(pools=[pool_message(self.node, p) for p in pools])

@@ -14,7 +14,7 @@ def replica_message(v: ReplicaView) -> "P.replica.Replica":
     msg = P.replica.Replica(
         name=r.name, uuid=r.uuid, pooluuid=v.pool.uuid, size=r.size, thin=r.thin, share=r.share, uri=v.uri,
         poolname=v.pool.name, allowed_hosts=r.allowed_hosts or [], is_snapshot=r.kind == "snapshot",
-        is_clone=r.kind == "clone", pooltype=0,
+        is_clone=r.kind == "clone", pooltype=v.pool.pooltype,
         usage=P.replica.ReplicaSpaceUsage(
             capacity_bytes=u.capacity_bytes, allocated_bytes=u.allocated_bytes, cluster_size=u.cluster_size,
             num_clusters=u.num_clusters, num_allocated_clusters=u.num_allocated_clusters,
@@ -50,10 +50,10 @@ class ReplicaRpc(P.replica_grpc.ReplicaRpcServicer):
         if request.HasField("query"):
             q = request.query
             kinds = tuple(k for k, on in (("replica", q.replica), ("snapshot", q.snapshot), ("clone", q.clone)) if on)
-        if request.pooltypes and 0 not in request.pooltypes:
-            return P.replica.ListReplicasResponse()
         views = self.svc.list(opt(request, "name"), opt(request, "uuid"), opt(request, "poolname"),
                               opt(request, "pooluuid"), kinds)
+        if request.pooltypes:
+            views = [v for v in views if v.pool.pooltype in request.pooltypes]
         return P.replica.ListReplicasResponse(replicas=[replica_message(v) for v in views])
 
     @rpc

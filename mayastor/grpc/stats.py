@@ -52,7 +52,7 @@ class StatsRpc(P.stats_grpc.StatsRpcServicer):
         name = opt(request, "name")
         out = []
         for p in self.node.pools.list(name=name):
-            s = self._io_stats(f"pool:{p.uuid}", p.name, p.uuid, p.thin.data_name)
+            s = self._io_stats(f"pool:{p.uuid}", p.name, p.uuid, p.stats_device())
             if s is not None:
                 out.append(s)
         return P.stats.PoolIoStatsResponse(stats=out)
@@ -86,7 +86,7 @@ class StatsRpc(P.stats_grpc.StatsRpcServicer):
     def ResetIoStats(self, request, context):
         fresh = {}
         for p in self.node.pools.list():
-            fresh[f"pool:{p.uuid}"] = self._counters(p.thin.data_name)
+            fresh[f"pool:{p.uuid}"] = self._counters(p.stats_device())
         for v in self.node.replicas.list():
             fresh[f"replica:{v.row.uuid}"] = self._counters(self.node.replicas.dm_name(v.row))
         for v in self.node.nexuses.list():

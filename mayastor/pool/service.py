@@ -1,16 +1,15 @@
 """Pools: create-or-import, import, export, destroy, grow, list.
 
-Every mutating call follows validate → record intent in SQLite → apply to the kernel (idempotent)
-→ record done. A pool that is up lives in `PoolService.live` with its open disks, its `ThinPool`
-and its replica catalog; replica calls on it hold its lock shared, pool-wide calls exclusively (locks.py).
+Two backends (backend.PoolBackend): our own label + dm-thin pools (type Lvs, label_pool.py) and
+LVM volume groups (type Lvm, lvm_pool.py). Every mutating call follows validate → record intent in
+SQLite → apply to the kernel (idempotent) → record done. A pool that is up lives in
+`PoolService.live`; replica calls on it hold its lock shared, pool-wide calls exclusively (locks.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-
 from sqlalchemy import select
 
 from .. import crashpoint, validate
@@ -26,72 +25,14 @@ from . import catalog as cat
 from ..paths import PathPolicy
 from .disk import DiskUri, OpenDisk, open_disk, parse
 from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
-from ..kernel.dm_targets import ThinPoolStatus
+from . import lvm_pool, lvm_tools
+from .backend import POOL_TYPE_LVM, POOL_TYPE_LVS, PoolBackend
+from .label_pool import LabelPool
 from .thinpool import ThinPool, Tags
 
 log = logging.getLogger(__name__)
-POOL_TYPE_LVS = 0
-
-
-@dataclass
-class LivePool:
-    uuid: str
-    name: str
-    disks: list[str]  # canonical URIs, in label order
-    label: PoolLabel
-    open_disks: list[OpenDisk]
-    thin: ThinPool
-    catalog: cat.Catalog = field(default_factory=cat.Catalog)
-
-    @property
-    def catalog_device(self) -> str:
-        return self.open_disks[0].device
-
-    @property
-    def capacity(self) -> int:
-        return self.label.data_len
-
-    @property
-    def cluster_size(self) -> int:
-        return self.label.cluster_size
-
-    @property
-    def disk_capacity(self) -> int:
-        return sum(d.size for d in self.open_disks)
-
-    def used(self) -> int:
-        st = self.thin.status()
-        return st.used_data_blocks * self.cluster_size
-
-    def condition(self) -> "PoolCondition":
-        """What the kernel says of the pool now; never raises for a missing or failed device."""
-        try:
-            st = self.thin.status()
-        except (KernelError, OSError) as exc:
-            return PoolCondition(POOL_FAULTED, None, f"thin-pool device {self.thin.name}: {exc}")
-        if st.failed:
-            return PoolCondition(POOL_FAULTED, None, f"thin-pool {self.thin.name} has failed")
-        if st.needs_check or st.mode != "rw":
-            return PoolCondition(POOL_DEGRADED, st, f"thin-pool {self.thin.name} is {st.mode}"
-                                 + (" and needs a check" if st.needs_check else ""))
-        return PoolCondition(POOL_ONLINE, st, "")
-
-    def reported_disks(self) -> list[str]:
-        return [f"{u}{'&' if '?' in u else '?'}uuid={d.disk_uuid}" for u, d in zip(self.disks, self.label.disks)]
-
-
-POOL_ONLINE, POOL_DEGRADED, POOL_FAULTED = 1, 2, 3  # PoolState
-
-
-@dataclass(frozen=True)
-class PoolCondition:
-    state: int  # PoolState wire value
-    status: ThinPoolStatus | None  # None when the device cannot be read
-    reason: str  # why it is not online
-
-    @property
-    def used_blocks(self) -> int:
-        return self.status.used_data_blocks if self.status is not None else 0
+MIN_LVM_DISK = 8 << 20  # two 4 MiB extents: a thin pool's metadata and one data extent
+LivePool = PoolBackend  # what the rest of the daemon holds: any live pool
 
 
 def _wrap_kernel(what: str, exc: Exception) -> Internal:
@@ -104,6 +45,11 @@ class PoolService:
         self.live: dict[str, LivePool] = {}
         self._registry = threading.Lock()  # guards the set of pools (create/import/export/destroy)
         self.loop_tag = f"mayastor:{tags.node}"
+        self.lvm_enabled = False  # --enable-lvm; recorded LVM pools come back without it all the same
+
+    def lvm_usable(self) -> bool:
+        """LVM pools can be made (io-engine's features.logicalVolumeManager)."""
+        return self.lvm_enabled and lvm_tools.available()
 
     # lookup -------------------------------------------------------------------------------------
     def find(self, name_or_uuid: str) -> LivePool:
@@ -138,9 +84,11 @@ class PoolService:
     def create(self, name: str, disks: list[str], uuid: str | None = None, pooltype: int = POOL_TYPE_LVS,
                cluster_size: int | None = None, md_ratio: float | None = None) -> LivePool:
         validate.name(name, "pool name")
+        if pooltype == POOL_TYPE_LVM:
+            return self._open_lvm(name, disks, uuid, create=True)
         uuid = validate.optional_uuid(uuid, "pool uuid")
         if pooltype != POOL_TYPE_LVS:
-            raise InvalidArgument("only the Lvs pool type is supported (pools are dm-thin here)")
+            raise InvalidArgument(f"unknown pool type {pooltype} (Lvs = 0, Lvm = 1)")
         if md_ratio is not None and not 0 < md_ratio <= 100:
             raise InvalidArgument("md_resv_ratio must be positive")
         parsed = self._parse_disks(disks)
@@ -209,8 +157,8 @@ class PoolService:
         with self.store.session() as s:
             s.add(PoolRow(uuid=label.pool_uuid, name=name, disks=[d.uri.canonical for d in opened],
                           cluster_size=label.cluster_size, lifecycle="creating", transaction_id=0))
-        pool = LivePool(label.pool_uuid, name, [d.uri.canonical for d in opened], label, opened,
-                        ThinPool(self.ctl, self.tags, label, [d.device for d in opened]))
+        pool = LabelPool(label.pool_uuid, name, [d.uri.canonical for d in opened], label, opened,
+                         ThinPool(self.ctl, self.tags, label, [d.device for d in opened]))
         try:
             pool.thin.assemble(fresh=True)
             crashpoint.hit("pool.create.assembled")
@@ -247,9 +195,11 @@ class PoolService:
     def import_pool(self, name: str, disks: list[str], uuid: str | None = None,
                     pooltype: int = POOL_TYPE_LVS) -> LivePool:
         validate.name(name, "pool name")
+        if pooltype == POOL_TYPE_LVM:
+            return self._open_lvm(name, disks, uuid, create=False)
         uuid = validate.optional_uuid(uuid, "pool uuid")
         if pooltype != POOL_TYPE_LVS:
-            raise InvalidArgument("only the Lvs pool type is supported")
+            raise InvalidArgument(f"unknown pool type {pooltype} (Lvs = 0, Lvm = 1)")
         parsed = self._parse_disks(disks)
         with self._registry:
             for p in self.live.values():
@@ -282,27 +232,95 @@ class PoolService:
         ordered = [by_uuid[u] for u in wanted]
         label = labels[opened.index(ordered[0])]
         label.this_disk = 0
-        pool = LivePool(label.pool_uuid, name, [d.uri.canonical for d in ordered], label, ordered,
-                        ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]))
+        pool = LabelPool(label.pool_uuid, name, [d.uri.canonical for d in ordered], label, ordered,
+                         ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]))
         try:
             pool.thin.assemble()
             pool.catalog = cat.read(pool.catalog_device)
         except KernelError as exc:
             raise _wrap_kernel(f"import pool {name}", exc) from None
-        with self.store.session() as s:
-            row = s.get(PoolRow, pool.uuid)
-            if row is None:
-                s.add(PoolRow(uuid=pool.uuid, name=name, disks=pool.disks, cluster_size=label.cluster_size,
-                              lifecycle="ready", transaction_id=pool.catalog.generation))
-                # replicas come back from the pool's catalog (SQLite knew nothing of them)
-                for rec in pool.catalog.replicas:
-                    s.add(ReplicaRow(pool_uuid=pool.uuid, lifecycle="ready", **_row_fields(rec)))
-            else:
-                row.disks, row.lifecycle = pool.disks, "ready"
+        self._record_imported(pool, pool.catalog.generation)
         self._fence(pool)
         self.live[pool.uuid] = pool
         log.info("pool %s (%s) imported from %s with %d catalogued replicas", name, pool.uuid,
                  ", ".join(pool.disks), len(pool.catalog.replicas))
+        return pool
+
+    def _record_imported(self, pool: LivePool, transaction_id: int = 0) -> None:
+        """The pool's row, and its replicas from the pool's own records when SQLite knew none of them."""
+        with self.store.session() as s:
+            row = s.get(PoolRow, pool.uuid)
+            if row is None:
+                s.add(PoolRow(uuid=pool.uuid, name=pool.name, disks=pool.disks, cluster_size=pool.cluster_size,
+                              pooltype=pool.pooltype, lifecycle="ready", transaction_id=transaction_id))
+                for rec in pool.catalogued():
+                    s.add(ReplicaRow(pool_uuid=pool.uuid, lifecycle="ready", **_row_fields(rec)))
+            else:
+                row.disks, row.lifecycle = pool.disks, "ready"
+
+    # LVM pools ----------------------------------------------------------------------------------
+    def _open_lvm(self, name: str, disks: list[str], uuid: str | None, create: bool) -> LivePool:
+        """Import the VG ``name`` (tagging it ours), or, for a create, make it on the disks."""
+        if not self.lvm_enabled:
+            raise FailedPrecondition("lvm support not enabled (start the daemon with --enable-lvm)")
+        if not lvm_tools.available():
+            raise FailedPrecondition("LVM pools need lvm2's tools, which are not installed")
+        lvm_pool.check_vg_name(name)
+        parsed = self._parse_disks(disks)
+        if any(d.is_ram for d in parsed):
+            raise InvalidArgument("an LVM pool is made of block devices, not RAM disks")
+        devices = [d.path for d in parsed]
+        with self._registry:
+            existing = next((p for p in self.live.values() if p.name == name), None)
+            if existing is not None:
+                if existing.pooltype == POOL_TYPE_LVM and create:
+                    raise AlreadyExists(f"pool {name} already exists on {', '.join(existing.disks)}")
+                raise AlreadyExists(f"pool {existing.name} ({existing.uuid}) is already imported")
+            self._check_disks_free(parsed)
+            pool = lvm_pool.open_vg(name, devices, uuid, self.ctl)
+            if pool is None:
+                if not create:
+                    raise NotFound(f"no volume group {name} to import")
+                if uuid:
+                    raise InvalidArgument(f"LVM pool {name}: a new VG gets its own uuid; do not give one")
+                for dev in devices:
+                    self._check_new_pv(dev)
+                pool = lvm_pool.create_vg(name, devices, self.ctl)
+            if pool.uuid in self.live:
+                raise InvalidArgument(f"volume group {name} has the uuid of pool {self.live[pool.uuid].name}")
+            self._record_imported(pool)
+            self.live[pool.uuid] = pool
+        log.info("LVM pool %s (%s) on %s is up", name, pool.uuid, ", ".join(pool.disks))
+        return pool
+
+    def _check_new_pv(self, dev: str) -> None:
+        """A device becomes a PV only when it could become one of our own pool disks: a block
+        device, not mounted, held or formatted, and not one of our pools."""
+        target = self.paths.check(dev, "LVM pool disk", MIN_LVM_DISK, self.tags.prefix, pool_disk=True)
+        if target.kind != "block":
+            raise InvalidArgument(f"LVM pool disk {dev}: not a block device")
+        found = self._read_labels_of(target.path)
+        if found is not None:
+            raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
+
+    @staticmethod
+    def _read_labels_of(device: str) -> PoolLabel | None:
+        from ..kernel import block
+        try:
+            return read_label(device, block.size_bytes(device))
+        except LabelError as exc:
+            raise FailedPrecondition(str(exc)) from None
+
+    def bring_back_lvm(self, row: PoolRow) -> LivePool:
+        """Reconcile: the VG of a recorded LVM pool, live again with its thin pool active (the
+        caller brings its volumes back, or finishes its destroy)."""
+        vg = lvm_pool.find_vg(uuid=row.uuid)
+        if vg is None:
+            raise NotFound(f"volume group {row.name} ({row.uuid}) is not there")
+        pool = lvm_pool.LvmPool.of(vg, self.ctl)
+        pool.activate_thin_pool()
+        with self._registry:
+            self.live[pool.uuid] = pool
         return pool
 
     def _fence(self, pool: LivePool) -> None:
@@ -317,19 +335,15 @@ class PoolService:
 
     # catalog ------------------------------------------------------------------------------------
     def write_catalog(self, pool: LivePool, rows: list[ReplicaRow] | None = None) -> None:
-        """Store the pool's ready replicas in its catalog and advance the pool's transaction id
-        (compare-and-swap: a second writer of the same pool makes this fail). Writers of one pool
-        take turns, each reading the rows inside its turn, so the last write has the newest rows."""
+        """Keep the pool's ready replicas with the pool (its catalog; an LVM pool's tags). Writers
+        of one pool take turns, each reading the rows inside its turn, so the last write has the
+        newest rows."""
         with self.locks.hold(f"catalog:{pool.uuid}"):
             if rows is None:
                 with self.store.session() as s:
                     rows = list(s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid,
                                                                    ReplicaRow.lifecycle == "ready")))
-            old = pool.catalog.generation
-            new = cat.Catalog(old, sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
-            cat.write(pool.catalog_device, new)
-            pool.thin.set_transaction_id(pool.thin.status().transaction_id, new.generation)
-            pool.catalog = new
+            pool.write_catalog(sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
 
     # export / destroy ---------------------------------------------------------------------------
     def export(self, name_or_uuid: str, replicas) -> None:
@@ -338,7 +352,10 @@ class PoolService:
             with self.locks.exclusive(pool.uuid):
                 try:
                     replicas.unload_pool(pool)
-                    pool.thin.teardown()
+                    if isinstance(pool, LabelPool):
+                        pool.thin.teardown()
+                    else:
+                        lvm_pool.export_vg(pool)
                 except KernelError as exc:
                     raise _wrap_kernel(f"export pool {pool.name}", exc) from None
                 with self.store.session() as s:
@@ -346,7 +363,8 @@ class PoolService:
                         s.delete(r)
                     s.flush()
                     s.delete(s.get(PoolRow, pool.uuid))
-                self._close_all(pool.open_disks)
+                if isinstance(pool, LabelPool):
+                    self._close_all(pool.open_disks)
                 del self.live[pool.uuid]
         log.info("pool %s exported", pool.name)
 
@@ -360,6 +378,14 @@ class PoolService:
         log.info("pool %s destroyed", pool.name)
 
     def finish_destroy(self, pool: LivePool, replicas) -> None:
+        if not isinstance(pool, LabelPool):
+            try:
+                replicas.unload_pool(pool)
+            except KernelError as exc:
+                raise _wrap_kernel(f"destroy pool {pool.name}", exc) from None
+            lvm_pool.destroy_vg(pool)
+            self._forget(pool)
+            return
         try:
             replicas.unload_pool(pool)
             pool.thin.teardown()
@@ -370,6 +396,14 @@ class PoolService:
                 wipe_label(d.device, d.size)
             except OSError as exc:  # a disk that went away keeps its label; the pool goes all the same
                 log.warning("destroy pool %s: cannot wipe the label of %s: %s", pool.name, d.uri.canonical, exc)
+        self._forget(pool)
+        for d in pool.open_disks:
+            try:
+                d.discard()  # RAM disks give their memory back
+            except OSError as exc:
+                log.warning("detach %s: %s", d.device, exc)
+
+    def _forget(self, pool: LivePool) -> None:
         with self.store.session() as s:
             for r in s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid)):
                 s.delete(r)
@@ -377,11 +411,6 @@ class PoolService:
             row = s.get(PoolRow, pool.uuid)
             if row is not None:
                 s.delete(row)
-        for d in pool.open_disks:
-            try:
-                d.discard()  # RAM disks give their memory back
-            except OSError as exc:
-                log.warning("detach %s: %s", d.device, exc)
         self.live.pop(pool.uuid, None)
 
     # grow ---------------------------------------------------------------------------------------
@@ -389,6 +418,9 @@ class PoolService:
         pool = self.find(name_or_uuid)
         with self.locks.exclusive(pool.uuid):
             before = self.snapshot_numbers(pool)
+            if not isinstance(pool, LabelPool):
+                lvm_pool.grow_vg(pool)
+                return before, pool
             for d in pool.open_disks:
                 if d.loop is not None:  # a file: the loop device learns the new size on request
                     loop.set_capacity(d.loop)

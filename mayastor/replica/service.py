@@ -26,13 +26,11 @@ from ..errors import (Aborted, AlreadyExists, FailedPrecondition, Internal, Inva
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
-from ..pool import allocation
 from ..pool.service import LivePool, PoolService
 from ..store import Nexus as NexusRow
 from ..store import Replica as Row
 from ..store.db import Store
 from ..exports import Export, NvmfTarget
-from ..store.models import utcnow as now
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +91,7 @@ class ReplicaService:
         return row
 
     def dm_name(self, row: Row) -> str:
-        return self.pools.tags.thin(row.uuid)
+        return self.pools.live[row.pool_uuid].volume_dm_name(row)
 
     def by_name(self, name: str) -> Row | None:
         """A ready replica or clone of a live pool by name (nexus children address replicas so)."""
@@ -107,13 +105,8 @@ class ReplicaService:
         """Whether the pool of the replica ``name`` is out of data space (a write to an unallocated
         block fails with ENOSPC there: dm-thin runs with error_if_no_space)."""
         row = self.by_name(name)
-        if row is None:
-            return False
-        try:
-            st = self.pools.live[row.pool_uuid].thin.status()
-        except (KernelError, KeyError):
-            return False
-        return st.mode == "out_of_data_space" or st.used_data_blocks >= st.total_data_blocks
+        pool = self.pools.live.get(row.pool_uuid) if row is not None else None
+        return pool is not None and pool.out_of_space()
 
     def device(self, row: Row) -> str:
         return self.pools.ctl.info(self.dm_name(row)).devnode
@@ -161,15 +154,12 @@ class ReplicaService:
     def mapped_extents(self, row: Row) -> list[tuple[int, int]]:
         """Byte extents of the replica that hold data (from its pool's thin metadata)."""
         pool = self.pools.live[row.pool_uuid]
-        ctl = self.pools.ctl
-        meta = ctl.info(pool.thin.meta_name).devnode
-        return allocation.mapped_extents(ctl, pool.thin.name, meta, row.thin_id,
-                                         block.size_bytes(self.device(row)))
+        return pool.mapped_extents(row, block.size_bytes(self.device(row)))
 
     def _next_thin_id(self, pool: LivePool) -> int:
         with self.store.session() as s:
             top = s.scalar(select(func.max(Row.thin_id)).where(Row.pool_uuid == pool.uuid)) or 0
-        catalogued = max((r["thin_id"] for r in pool.catalog.replicas), default=0)
+        catalogued = max((r["thin_id"] for r in pool.catalogued()), default=0)
         nxt = max(top, catalogued) + 1
         if nxt > MAX_THIN_ID:
             raise ResourceExhausted(f"pool {pool.name} has no free thin device ids")
@@ -228,11 +218,10 @@ class ReplicaService:
         """Bytes the thin device maps; 0 (and a log line) when its pool cannot say, so that one
         broken pool never fails a whole list."""
         try:
-            st = pool.thin.thin_status(self.dm_name(row))
+            return pool.mapped_bytes(row)
         except (KernelError, ValueError, IndexError) as exc:
             log.warning("replica %s: no usage from pool %s: %s", row.name, pool.name, exc)
             return 0
-        return st.mapped_sectors * 512 if st else 0
 
     def list(self, name: str | None = None, uuid: str | None = None, poolname: str | None = None,
              pooluuid: str | None = None, kinds: tuple[str, ...] = ("replica", "clone")) -> list[ReplicaView]:
@@ -277,6 +266,7 @@ class ReplicaService:
             with self._allocating(pool):
                 self._refuse_taken(name, uuid)
                 size = self._round(pool, size)
+                pool.prepare_volumes()
                 self._check_space(pool, size, thin)
                 row = self._allocate(pool, name, uuid, size, thin, share, hosts, entity_id, "replica", None)
             return self._finish_create(pool, row, hosts)
@@ -297,8 +287,7 @@ class ReplicaService:
         row = self._row_any(uuid)
         crashpoint.hit(f"{kind}.create.intent")
         with self._undone_on_failure(pool, row):
-            while not (pool.thin.create_snap(row.thin_id, origin.thin_id, self.dm_name(origin)) if origin
-                       else pool.thin.create_thin(row.thin_id)):
+            while not pool.make_volume(row, origin):
                 row = self._update(uuid, thin_id=row.thin_id + 1)  # id taken by something unknown
         return row
 
@@ -345,16 +334,15 @@ class ReplicaService:
             return s.get(Row, uuid)
 
     def _activate(self, pool: LivePool, row: Row) -> None:
-        pool.thin.activate(self.dm_name(row), row.thin_id, row.size, readonly=row.kind == "snapshot")
+        pool.activate(row)
 
     def _teardown_kernel(self, pool: LivePool, row: Row) -> None:
         """Unshare, deactivate and delete the thin device of a row; idempotent."""
-        from ..kernel.dm import remove
         self._withdraw(row)
         crashpoint.hit(f"{row.kind}.teardown.unshared")
-        remove(pool.thin.ctl, self.dm_name(row))
+        pool.deactivate(row)
         crashpoint.hit(f"{row.kind}.teardown.removed")
-        pool.thin.delete_thin(row.thin_id)
+        pool.delete_volume(row)
 
     def _rollback_create(self, pool: LivePool, row: Row) -> None:
         try:
@@ -480,7 +468,7 @@ class ReplicaService:
                 self._check_space(pool, size, row.thin, exclude=row.uuid, already=0)
                 row = self._update(uuid, size=size)
             try:
-                self._activate(pool, row)
+                pool.resize_volume(row)
                 if row.share == SHARE_NVMF:
                     self.target.revalidate(row.name)
             except KernelError as exc:
@@ -572,10 +560,9 @@ class ReplicaService:
 
     def unload_pool(self, pool: LivePool) -> None:
         """Unshare and deactivate every thin device of a pool (their data stays in the pool)."""
-        from ..kernel.dm import remove
         for row in self.rows_of(pool):
             self._withdraw(row)
-            remove(pool.thin.ctl, self.dm_name(row))
+            pool.deactivate(row)
 
     def bring_up(self, pool: LivePool) -> None:
         """Make the kernel match SQLite for a pool's devices: roll back unfinished creates, finish

@@ -18,7 +18,7 @@ from ..kernel import mountinfo
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration. A database already there skips importing Alembic at start (seconds under
 # emulation); tests/host/test_store.py checks this equals Alembic's head.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 
 def alembic_config(url: str):

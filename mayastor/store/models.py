@@ -48,10 +48,11 @@ KINDS = ("replica", "snapshot", "clone")
 class Pool(Base):
     __tablename__ = "pools"
 
-    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)  # LVM pools: the VG uuid (38 chars; SQLite keeps any length)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     disks: Mapped[list] = mapped_column(JSON)  # URIs as given by the user
-    cluster_size: Mapped[int] = mapped_column(BigInteger)  # dm-thin data block size, bytes
+    cluster_size: Mapped[int] = mapped_column(BigInteger)  # dm-thin data block size (LVM: extent size), bytes
+    pooltype: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # PoolType wire value
     lifecycle: Mapped[str] = mapped_column(String(16), default="creating")
     # dm-thin transaction id last committed; fences SQLite against the pool's own metadata
     transaction_id: Mapped[int] = mapped_column(BigInteger, default=0)

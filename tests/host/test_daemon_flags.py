@@ -74,3 +74,23 @@ def test_host_identity_from_the_environment():
     hid = "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9"
     ident = host_identity("n1", {"HOSTNQN": nqn, "MAYASTOR_NVMF_HOSTID": hid})
     assert (ident.hostnqn, ident.hostid) == (nqn, hid.lower())
+
+
+def test_every_io_engine_flag_is_accepted():
+    # io-engine's MayastorCliArgs (core/env.rs), hidden ones included: none may stop the daemon
+    argv = ["-u", "--bdev-pool-size", "65535", "--nvme-ctl-pool-size", "65535", "-L", "nexus", "-F", "json,nocolor",
+            "-d", "42", "--enable-snapshot-rebuild", "--skip-sig-handler", "--enable-io-all-thrd-nexus-channels",
+            "--enable-channel-dbg", "--bs-cluster-unmap", "--reactor-freeze-timeout", "10", "--enable-lvm",
+            "--tgt-iface", "10.0.0.9"]
+    args = build_parser().parse_args(argv)
+    assert args.enable_lvm and args.tgt_ip == "10.0.0.9" and args.noeffect_enable_snapshot_rebuild == "on"
+    assert args.spdk_no_pci == "on" and args.spdk_diagnose_stack == "42" and args.spdk_log_format == "json,nocolor"
+
+
+def test_enable_lvm_follows_io_engines_environment(monkeypatch):
+    monkeypatch.setenv("ENABLE_LVM", "true")
+    assert build_parser().parse_args([]).enable_lvm
+    monkeypatch.setenv("ENABLE_LVM", "false")
+    assert not build_parser().parse_args([]).enable_lvm
+    monkeypatch.delenv("ENABLE_LVM")
+    assert not build_parser().parse_args([]).enable_lvm

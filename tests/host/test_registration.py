@@ -17,6 +17,8 @@ def test_every_field_as_io_engine_fills_it():
     assert other.hostnqn.value == "nqn.2014-08.org.nvmexpress:uuid:x"
     assert other.features.asymmetricNamespaceAccess is False
     assert other.instance_uuid.value != req.instance_uuid.value  # a new one per start
+    lvm = register_request("node-1", "10.1.0.5:10124", [1], env={}, lvm=True)  # --enable-lvm with lvm2 there
+    assert lvm.features.logicalVolumeManager is True
 
 
 @pytest.mark.parametrize("bound,ip,want", [
