@@ -32,6 +32,7 @@ from .pool.label_pool import LabelPool
 from .pool.thinpool import Tags
 from .replica.service import SHARE_NONE, SHARE_NVMF
 from .store import Bdev as Row
+from .store import NexusChild as ChildRow
 from .store import Nexus as NexusRow
 from .store import Replica as ReplicaRow
 
@@ -154,6 +155,10 @@ class BdevService:
         row = self._row(uri_or_name) or self._row_by_uri(uri_or_name)
         if row is None:
             raise NotFound(f"bdev {uri_or_name[:200]} not found")
+        users = self.nexuses_using(row.name)
+        if users:  # io-engine hot-removes the child; here the bdev stays until its nexus lets go
+            raise FailedPrecondition(f"bdev {row.name} is a child of nexus {', '.join(users)}; "
+                                     "remove it from the nexus first")
         if row.share == SHARE_NVMF:
             self.unshare(row.name)
         try:
@@ -162,6 +167,20 @@ class BdevService:
             raise Internal(f"destroy bdev {row.name}: {exc}") from None
         self._forget(row.name)
         log.info("bdev %s destroyed", row.name)
+
+    def nexuses_using(self, name: str) -> list[str]:
+        """Nexuses of this node with the bdev as a child (``bdev:///<name>``)."""
+        with self.store.session() as s:
+            kids = list(s.execute(select(ChildRow.nexus_uuid, ChildRow.uri)))
+        out = []
+        for nexus, uri in kids:
+            try:
+                p = parse_uri(uri)
+            except InvalidArgument:
+                continue
+            if p.scheme == "bdev" and p.path == name:
+                out.append(nexus)
+        return sorted(set(out))
 
     def _forget(self, name: str) -> None:
         with self.store.session() as s:

@@ -89,6 +89,10 @@ def test_bdev_tour(daemon, tmp_path):
     with open(ram, "rb") as fh:  # the RAM bdev holds the nexus's data (children carry data only)
         fh.seek(3 * MiB)
         assert fh.read(len(data)) == data
+    # a bdev a nexus uses as a child is not destroyed under it (io-engine would hot-remove the child)
+    assert code_of(c.bdev.Destroy, B.DestroyBdevRequest(uri="malloc:///m0?size_mb=16")) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    assert os.path.exists(ram) and read_direct(path, 3 * MiB, len(data)) == data
     c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=nu))
     assert os.path.exists(ram)  # a nexus does not own a bdev: it stays
 

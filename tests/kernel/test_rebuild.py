@@ -87,6 +87,7 @@ def mapped(name: str) -> int:
         return ThinStatus.parse(ctl.status(f"MAYASTOR-{NODE}-thin-{name}")[0].params).mapped_sectors * 512
 
 
+@pytest.mark.timeout(1200)  # a throttled copy under fio on one loaded vCPU
 def test_full_rebuild_onto_a_remote_child_under_fio_verify(daemon, tmp_path):
     c = daemon.client
     c.pool.CreatePool(P.pool.CreatePoolRequest(name="rbpool", disks=[f"aio://{tmp_path}/rb.img?size_mb=1024"]))
@@ -165,6 +166,7 @@ def test_full_rebuild_onto_a_remote_child_under_fio_verify(daemon, tmp_path):
         assert not ctl.exists(f"MAYASTOR-{NODE}-nexus-{nu}-era")
 
 
+@pytest.mark.timeout(1200)
 def test_stop_start_and_kill9_resume_from_checkpoint(daemon, tmp_path):
     c = daemon.client
     c.pool.CreatePool(P.pool.CreatePoolRequest(name="rbpool", disks=[f"aio://{tmp_path}/rb.img?size_mb=1024"]))
