@@ -95,7 +95,7 @@ class NexusWatcher:
             kid = by_slot.get(slot)
             if kid is None:
                 continue
-            new = S.from_health(char, kid.state, kid.reason)
+            new = S.from_health(char, kid.state, kid.reason, status.sync_action)
             if new is None or (new[0] == "online" and kid.uri in resyncing):
                 continue  # a finished resync: job and child state change together in _finish_jobs
             faulted = new[0] == "faulted"

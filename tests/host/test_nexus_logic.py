@@ -78,6 +78,10 @@ def test_derive_and_health_mapping():
     assert S.from_health("D", "online", S.R_NONE) == ("faulted", S.R_IO_FAILURE)
     assert S.from_health("D", "degraded", S.R_BY_CLIENT) is None  # the client took it out
     assert S.from_health("a", "online", S.R_NONE) == ("degraded", S.R_OUT_OF_SYNC)
+    assert S.from_health("a", "online", S.R_NONE, "recover") == ("degraded", S.R_OUT_OF_SYNC)
+    # a resync after a reload shows every leg 'a': none of them lost data
+    assert S.from_health("a", "online", S.R_NONE, "resync") is None
+    assert S.from_health("D", "online", S.R_NONE, "resync") == ("faulted", S.R_IO_FAILURE)
     assert S.from_health("A", "degraded", S.R_OUT_OF_SYNC) == ("online", S.R_NONE)
     assert S.from_health("A", "online", S.R_NONE) is None
     assert S.is_permanent_fault("faulted", S.R_BY_CLIENT)
