@@ -18,6 +18,7 @@ class Namespace(CFSNode):
     device_nguid = Attr("device_nguid", str, "namespace globally unique identifier")
     enabled = Attr("enable", bool, "1 opens the device and exposes the namespace")
     buffered_io = Attr("buffered_io", bool, "use the page cache (file backend only)")
+    resv_enable = Attr("resv_enable", bool, "NVMe reservations on this namespace (Linux 6.13+; set while disabled)")
 
     def __init__(self, subsystem: "Subsystem", nsid: int, mode: str = "any"):
         self.subsystem = subsystem

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, _dest("noeffect_", (flag,)))
         if value is not None:
             log.warning("option %s=%s has no effect here: %s", flag, value, why)
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack in the log
     log.info("mayastor %s starting", __version__)
     if args.load_modules:
         for problem in modules.ensure():

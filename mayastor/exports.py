@@ -24,7 +24,9 @@ import ipaddress
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import configfs
 from configfs.errors import CFSError
@@ -65,6 +67,7 @@ class Export:
     ana_group: int = 0
     ana_state: int = 1
     ns_uuid: str | None = None  # namespace uuid/nguid when not ``uuid`` (a nexus: its volume's)
+    reservations: bool = False  # NVMe reservations where nvmet has them (replicas: the nexus fences with them)
 
     @property
     def nqn(self) -> str:
@@ -159,6 +162,8 @@ class NvmfTarget:
                 ns.disable()
                 ns.set_device(ex.device, uuid=ex.namespace_uuid, nguid=ex.namespace_uuid)
                 ns.ana_grpid = grpid
+                if ns.has_attr("resv_enable"):  # a feature probe: nvmet has reservations since 6.13
+                    ns.resv_enable = ex.reservations
                 ns.enable()
             with self._lock:
                 sub.set_allowed_hosts(list(ex.hosts))
@@ -196,6 +201,24 @@ class NvmfTarget:
                         port.remove_subsystem(sub.nqn)
                         port.add_subsystem(sub.nqn)
         self.gc_hosts()
+
+    @contextmanager
+    def admitted(self, name: str, hostnqn: str) -> Iterator[None]:
+        """Let ``hostnqn`` connect to the export of ``name`` for the duration (this node's own
+        host, to take a reservation on a replica it uses locally); the host link added is removed
+        again without cycling the ports, so nobody else's controller is dropped."""
+        sub = configfs.Subsystem(nqn_for(name), "lookup")
+        added = not sub.allow_any_host and hostnqn not in sub.allowed_hosts
+        if added:
+            with self._lock:
+                sub.set_allowed_hosts([*sub.allowed_hosts, hostnqn])
+        try:
+            yield
+        finally:
+            if added:
+                with self._lock:
+                    sub.set_allowed_hosts([h for h in sub.allowed_hosts if h != hostnqn])
+                self.gc_hosts()
 
     def set_ana_state(self, ports: list[int], grpid: int, ana_state: int) -> None:
         for p in ports:

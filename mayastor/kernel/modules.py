@@ -93,6 +93,10 @@ def probe() -> list[Capability]:
     except OSError:
         pass
     caps.append(Capability("nvme-multipath", (), False, mp, "nvme_core.multipath" + ("=Y" if mp else " off/absent")))
+    resv = nvmet_has_reservations()
+    caps.append(Capability("nvmet-resv", (), False, resv,
+                           "a nexus fences with NVMe reservations" if resv else
+                           "no NVMe reservations in nvmet (Linux 6.13 has them): an old nexus is fenced only by re-sharing"))
     return caps
 
 
@@ -127,3 +131,26 @@ def report(caps: list[Capability]) -> list[str]:
             line += f"  -> {c.fix}"
         lines.append(line)
     return lines
+
+
+PROBE_NQN = "nqn.2019-05.io.openebs.mayastor:feature-probe"
+
+
+def nvmet_has_reservations() -> bool:
+    """Does an nvmet namespace offer ``resv_enable`` (reservations, Linux 6.13+)? Read off a
+    namespace of a short-lived subsystem of our own (never linked to a port), removed at once."""
+    sub = os.path.join("/sys/kernel/config/nvmet/subsystems", PROBE_NQN)
+    if not os.path.isdir(os.path.dirname(sub)):
+        return False
+    ns = os.path.join(sub, "namespaces", "1")
+    try:
+        os.makedirs(ns, exist_ok=True)
+        return os.path.exists(os.path.join(ns, "resv_enable"))
+    except OSError:
+        return False
+    finally:
+        for d in (ns, sub):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass

@@ -292,20 +292,26 @@ def list_namespaces() -> list[NamespaceDevice]:
     return out
 
 
-def find_namespace(ns_uuid: str) -> NamespaceDevice | None:
+def find_namespace(ns_uuid: str, hostnqn: str | None = None) -> NamespaceDevice | None:
+    """The namespace with ``ns_uuid``; with ``hostnqn``, seen through a controller of that host
+    (with multipath off every controller has its own node, and one kernel may connect as several
+    hosts; a multipath head belongs to the subsystem, not to a host, and always matches)."""
     want = str(_uuid.UUID(ns_uuid))
     for ns in list_namespaces():
         kind, value = parse_wwid(ns.wwid)
-        if (ns.uuid and ns.uuid == want) or (kind == "uuid" and value == want):
+        if not ((ns.uuid and ns.uuid == want) or (kind == "uuid" and value == want)):
+            continue
+        seen_as = _ns_attr(ns.name, "device/hostnqn")
+        if hostnqn is None or seen_as is None or seen_as == hostnqn:
             return ns
     return None
 
 
-def wait_for_namespace(ns_uuid: str, timeout: float = 10.0) -> NamespaceDevice:
+def wait_for_namespace(ns_uuid: str, timeout: float = 10.0, hostnqn: str | None = None) -> NamespaceDevice:
     """The block device of the namespace with ``ns_uuid``, once the host's scan has created it."""
     deadline = time.monotonic() + timeout
     while True:
-        ns = find_namespace(ns_uuid)
+        ns = find_namespace(ns_uuid, hostnqn)
         if ns is not None and os.path.exists(ns.path):
             return ns
         if time.monotonic() > deadline:

@@ -15,12 +15,15 @@ import uuid as _uuid
 from dataclasses import dataclass
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..exports import nqn_for
 from .. import ramdisk
 from ..host_identity import host_identity
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
 from ..paths import PathPolicy
 from ..pool.thinpool import Tags
+from . import fence
+from .reservation import Reservation
 from .stack import META_BYTES
 from .uri import ChildUri
 
@@ -54,6 +57,15 @@ class ChildDevice:
     def close(self) -> None:
         pass
 
+    def fence(self, dev: str, resv: Reservation) -> bool:
+        """Take the nexus's NVMe reservation on this child (see fence.py); False when the child
+        has no NVMe namespace a foreign nexus could reach."""
+        return False
+
+    def fenced(self, resv: Reservation) -> bool:
+        """After its I/O failed: did another host take the reservation from this nexus?"""
+        return False
+
     @property
     def tag(self) -> str:
         """A short stable token naming this child in kernel objects we attach for it."""
@@ -72,6 +84,33 @@ class LocalReplica(ChildDevice):
         if self.uri.uuid and row.uuid != self.uri.uuid:
             raise InvalidArgument(f"child {self.uri.uri}: replica {self.uri.path} has uuid {row.uuid}")
         return self.ctx.replicas.device(row)
+
+    def fence(self, dev: str, resv: Reservation) -> bool:
+        """A local replica bypasses nvmet, but a nexus elsewhere may write it through its share:
+        this node takes the reservation on that share through a loopback controller of its own
+        (closed again: nvmet keeps a registration after its controller is gone)."""
+        row = self.ctx.replicas.by_name(self.uri.path)
+        target = self.ctx.replicas.target
+        if row is None or not target.is_shared(row.name):
+            return False
+        ident = host_identity(self.ctx.node)
+        opts = nvme_fabrics.ConnectOptions(nqn=nqn_for(row.name), traddr=target.address, trsvcid=target.port,
+                                           hostnqn=ident.hostnqn, hostid=ident.hostid)
+        what = f"child {self.uri.uri} (through its share)"
+        with target.admitted(row.name, ident.hostnqn):
+            mine = nvme_fabrics.find_controllers(opts.nqn, opts.traddr, str(opts.trsvcid), opts.hostnqn)
+            try:
+                ctrl = None if mine else nvme_fabrics.connect(opts)
+            except KernelError as exc:
+                raise FailedPrecondition(f"{what}: cannot connect to take the reservation: {exc}") from None
+            try:
+                ns = nvme_fabrics.wait_for_namespace(row.uuid, timeout=30, hostnqn=ident.hostnqn)
+                return fence.take(ns.path, ident.hostid, resv, what)
+            except KernelError as exc:
+                raise FailedPrecondition(f"{what}: {exc}") from None
+            finally:
+                if ctrl is not None:
+                    nvme_fabrics.disconnect(ctrl)
 
 
 class FileOrDevice(ChildDevice):
@@ -148,7 +187,7 @@ class Nvmf(ChildDevice):
             except KernelError as exc:
                 raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
         try:
-            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=10).path
+            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=10, hostnqn=self._opts().hostnqn).path
         except KernelError as exc:
             self.close()
             raise FailedPrecondition(f"child {self.uri.uri}: {exc}") from None
@@ -156,6 +195,14 @@ class Nvmf(ChildDevice):
     def close(self) -> None:
         for c in self.controllers():
             nvme_fabrics.disconnect(c)
+
+    def fence(self, dev: str, resv: Reservation) -> bool:
+        return fence.take(dev, self._opts().hostid, resv, f"child {self.uri.uri}")
+
+    def fenced(self, resv: Reservation) -> bool:
+        opts = self._opts()
+        ns = nvme_fabrics.find_namespace(self.uri.uuid, opts.hostnqn) if self.uri.uuid else None
+        return ns is not None and fence.fenced(ns.path, opts.hostid, resv)
 
 
 class Nbd(ChildDevice):

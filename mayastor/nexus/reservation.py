@@ -43,3 +43,8 @@ class Reservation:
     def enabled(self) -> bool:
         """io-engine uses reservations only when the request asks for them in some way."""
         return self.key != 0 or self.preempt_key != 0 or self.policy != ARG_KEY
+
+
+def of_row(row) -> Reservation:
+    """The reservation a nexus row was created with (checked when it was recorded)."""
+    return Reservation(row.resv_key or 0, row.preempt_key or 0, row.resv_type, row.preempt_policy or ARG_KEY)

@@ -29,6 +29,7 @@ from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
 from .persist import InfoPublisher
+from . import fence, reservation
 from .reservation import Reservation
 from ..persistent_store import StoreUnavailable
 from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
@@ -63,6 +64,7 @@ class NexusService(NexusOperations):
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
         self.rebuilds = RebuildManager(self)
+        self._reserved: set[tuple[str, int, int]] = set()  # (nexus, child id, key) holding its reservation
 
     # helpers ----------------------------------------------------------------------------------
     def stack(self, uuid: str) -> NexusStack:
@@ -128,8 +130,7 @@ class NexusService(NexusOperations):
             self.infos.put(row, kids, self.stack(uuid), without=without)
         except StoreUnavailable as exc:
             log.error("nexus %s: %s; shutting the nexus down", row.name, exc)
-            threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}",
-                             daemon=True).start()
+            self.shutdown_in_background(uuid)
             raise
 
     def persist_info_unanswered(self, uuid: str) -> None:
@@ -139,6 +140,11 @@ class NexusService(NexusOperations):
             self.persist_info(uuid)
         except MayastorError:
             pass
+
+    def shutdown_in_background(self, uuid: str) -> None:
+        """Shut the nexus down from a thread of its own (the caller may hold the nexus lock)."""
+        threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}",
+                         daemon=True).start()
 
     def _shutdown_quietly(self, uuid: str) -> None:
         try:
@@ -192,6 +198,7 @@ class NexusService(NexusOperations):
 
     def _open_leg(self, st: NexusStack, kid: ChildRow, row: Row) -> Leg:
         dev = self.device_of(kid).open()
+        self._reserve(row, kid, dev)
         need = row.size + self.data_offset(row)
         have = block.size_bytes(dev)
         if have < need:
@@ -299,7 +306,30 @@ class NexusService(NexusOperations):
             return S.R_NO_SPACE
         return S.R_IO_FAILURE
 
+    def _reserve(self, row: Row, kid: ChildRow, dev: str) -> None:
+        """Take the nexus's NVMe reservation on a child once per open (again after a restart or
+        a fault); FailedPrecondition keeps a child we could not reserve out of the nexus."""
+        resv = reservation.of_row(row)
+        token = (row.uuid, kid.id, resv.key)
+        if not fence.enabled(resv) or token in self._reserved:
+            return
+        self.device_of(kid).fence(dev, resv)
+        self._reserved.add(token)
+
+    def fenced(self, row: Row, kid: ChildRow) -> bool:
+        """Whether a child whose I/O failed was taken by another nexus's reservation."""
+        resv = reservation.of_row(row)
+        if not fence.enabled(resv) or (row.uuid, kid.id, resv.key) not in self._reserved:
+            return False
+        return self.device_of(kid).fenced(resv)
+
+    def forget_reservation(self, uuid: str, kid_id: int) -> None:
+        """The child's reservation is to be taken again at its next open (it faulted: its target
+        may have restarted and forgotten every registration)."""
+        self._reserved = {t for t in self._reserved if t[:2] != (uuid, kid_id)}
+
     def _close_child(self, row_uuid: str, kid: ChildRow) -> None:
+        self.forget_reservation(row_uuid, kid.id)
         self.stack(row_uuid).remove_leg(kid.id)
         try:
             self.device_of(kid).close()
@@ -399,6 +429,8 @@ class NexusService(NexusOperations):
         return None
 
     def _teardown(self, row: Row, kids: list[ChildRow]) -> None:
+        if self.stack(row.uuid).fail_held_io():  # first: nvmet's namespace disable waits for held I/O
+            log.info("nexus %s: the I/O held since its shutdown is failed, not written", row.name)
         if row.share == SHARE_NVMF or row.ana_grpid:
             self._unpublish_kernel(row)
         st = self.stack(row.uuid)

@@ -268,6 +268,21 @@ class NexusStack:
     def exists(self) -> bool:
         return self.ctl.exists(self.top_name)
 
+    def fail_held_io(self) -> bool:
+        """A shut-down nexus (top suspended, I/O queued): the queued I/O fails (an error table goes
+        live) instead of reaching the children, which another nexus may own by now. True when
+        there was such a top device."""
+        if not self.ctl.exists(self.top_name):
+            return False
+        info = self.ctl.info(self.top_name)
+        if not info.suspended:
+            return False
+        sectors = sum(t.length for t in self.ctl.table(self.top_name))
+        if sectors:
+            self.ctl.load(self.top_name, [dm.Target(0, sectors, "error", "")])
+        self.ctl.resume(self.top_name)
+        return True
+
     def teardown(self) -> None:
         """Remove top, raid and every leg device of this nexus (idempotent). I/O the top device
         holds (no healthy child) is failed first, or nobody could ever close it."""

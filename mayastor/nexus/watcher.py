@@ -100,7 +100,15 @@ class NexusWatcher:
                 continue  # a finished resync: job and child state change together in _finish_jobs
             faulted = new[0] == "faulted"
             reason = new[1]
+            if faulted and svc.fenced(row, kid):
+                # another nexus of the volume took the reservation: this one stops, as io-engine's
+                # does, and neither retires the replica nor rebuilds onto it
+                log.error("nexus %s: child %s: reservation conflict, another nexus holds it; shutting down",
+                          row.name, kid.uri)
+                svc.shutdown_in_background(uuid)
+                return
             if faulted:
+                svc.forget_reservation(uuid, kid.id)  # taken again when the child comes back
                 reason = svc.fault_reason(kid)
                 why = "out of space" if reason == S.R_NO_SPACE else "I/O error"
                 log.warning("nexus %s: child %s failed (%s); nexus continues on the others", row.name, kid.uri, why)

@@ -119,7 +119,7 @@ class ReplicaService:
 
     def _expose(self, row: Row, hosts: list[str]) -> None:
         """Share over NVMe-oF; ALREADY_EXISTS when another object owns the NQN."""
-        self.target.expose(Export(row.name, row.uuid, self.device(row), tuple(hosts)))
+        self.target.expose(Export(row.name, row.uuid, self.device(row), tuple(hosts), reservations=True))
 
     def _withdraw(self, row: Row) -> None:
         self.target.withdraw(row.name, row.uuid, self._device_or_none(row))

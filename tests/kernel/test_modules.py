@@ -24,3 +24,17 @@ def test_daemon_logs_probe_and_ignores_spdk_flags():
     assert "kernel: dm-raid" in res.stderr and "MISSING" not in res.stderr
     assert "ignoring SPDK-only option" in res.stderr and "reactor_freeze_detection=on" in res.stderr
     assert "option --tgt-crdt=30 has no effect here" in res.stderr
+
+
+def test_reservation_probe_matches_a_namespace_and_leaves_nothing_behind():
+    import os
+
+    import configfs
+    caps = {c.name: c for c in modules.probe()}
+    sub = configfs.Subsystem("nqn.2019-05.io.openebs.test:resv-check", "create")
+    try:
+        have = os.path.exists(os.path.join(sub.namespace(1, "create").path, "resv_enable"))
+    finally:
+        sub.delete()
+    assert caps["nvmet-resv"].present == have
+    assert not os.path.exists(f"/sys/kernel/config/nvmet/subsystems/{modules.PROBE_NQN}")

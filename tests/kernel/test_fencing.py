@@ -1,0 +1,315 @@
+"""Fencing with NVMe reservations (contract §6): a volume's nexus moves from node 1 to node 2 the
+way the control plane republishes it (a new key, ExclusiveAccess, the Holder policy; then back
+with ArgKey and the old key as preempt key), and the old nexus is locked out of both replicas:
+its remote leg fails with RESERVATION CONFLICT, it shuts itself down without retiring or
+rebuilding anything, and none of its later writes reach the replica the new nexus uses locally.
+
+Needs nvmet reservations (``resv_enable``, Linux 6.13+) and, because both "nodes" share one
+kernel here, native multipath off (``nvme_core.multipath=N``): with it on, both hosts' controllers
+of a replica would join one namespace head and the kernel would pick the path, not the host.
+scripts/test runs this file on the newest kernel with that setting.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+
+import configfs
+from mayastor.grpc import protos as P
+from mayastor.kernel import dm, nvme_fabrics, nvme_pr
+
+from .daemon import Daemon
+from .util import run, wait_for
+
+MiB = 1 << 20
+SIZE = 64 * MiB
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
+APP_ID = "aaaaaaaa-0000-4000-8000-00000000000a"
+APP = f"nqn.2014-08.org.nvmexpress:uuid:{APP_ID}"
+CHECK_ID = "cccccccc-0000-4000-8000-00000000000c"
+CHECK = f"nqn.2014-08.org.nvmexpress:uuid:{CHECK_ID}"
+EXCLUSIVE_ACCESS, ARG_KEY, HOLDER = 2, 0, 1
+SHUTDOWN = 5
+K1, K2, K3 = 0x1111000000000001, 0xFFFF000000000002, 0x3333000000000003  # uint64, one at the top
+ENV = {"NEXUS_NVMF_RESV_ENABLE": "1"}
+
+
+def U() -> str:
+    return str(uuid.uuid4())
+
+
+def kernel_has_reservations() -> bool:
+    """Probe nvmet (not the version): does a namespace offer resv_enable?"""
+    nqn = "nqn.2019-05.io.openebs.test:resv-probe"
+    sub = configfs.Subsystem(nqn, "create")
+    try:
+        return os.path.exists(os.path.join(sub.namespace(1, "create").path, "resv_enable"))
+    finally:
+        sub.delete()
+
+
+@pytest.fixture
+def nodes(tmp_path, request):
+    if not kernel_has_reservations():
+        pytest.skip("nvmet has no reservations on this kernel (resv_enable appeared in 6.13)")
+    if nvme_fabrics.multipath_enabled():
+        pytest.skip("two nodes in one kernel need nvme_core.multipath=N (scripts/test boots it so)")
+    made = []
+    for name, addr in (("fn1", "127.0.0.2"), ("fn2", "127.0.0.3")):
+        log = os.path.join(RESULTS, f"daemon-{request.node.name}-{name}.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        d = Daemon(str(tmp_path / f"{name}.db"), log, node=name, port=10124, target=addr, grpc_host=addr)
+        d.start(env=ENV)
+        made.append(d)
+    yield made
+    try:
+        for c in nvme_fabrics.list_controllers():
+            if c.attr("hostnqn") in (APP, CHECK):
+                nvme_fabrics.disconnect(c)
+        for d in made:
+            if d.proc is None or d.proc.poll() is not None:
+                d.start(env=ENV)
+        for d in made:
+            c = d.client
+            for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
+                c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
+        for d in made:
+            c = d.client
+            for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
+                c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
+            assert d.stop() == 0
+        with dm.DeviceMapper() as ctl:
+            assert [x.name for x in ctl.list_devices() if x.name.startswith("MAYASTOR-fn")] == []
+    except BaseException:
+        for d in made:
+            d.kill9()
+        from .util import force_cleanup
+        force_cleanup()
+        raise
+
+
+def connect(uri: str, hostnqn: str, hostid: str) -> tuple[nvme_fabrics.Controller, str]:
+    """A controller of ``hostnqn`` to the target of ``uri`` and its namespace 1 (multipath off:
+    the node is the controller's own)."""
+    u = urlparse(uri)
+    ctrl = nvme_fabrics.connect(nvme_fabrics.ConnectOptions(
+        nqn=u.path.lstrip("/"), traddr=u.hostname, trsvcid=u.port, hostnqn=hostnqn, hostid=hostid))
+    dev = f"/dev/{ctrl.name}n1"
+    wait_for(lambda: os.path.exists(dev), 60, f"namespace of {ctrl.name}")
+    return ctrl, dev
+
+
+def report(uri: str) -> nvme_pr.ReservationStatus:
+    """Who holds the reservation on a replica's share, as a third host sees it."""
+    ctrl, dev = connect(uri, CHECK, CHECK_ID)
+    try:
+        with nvme_pr.Namespace(dev) as ns:
+            return ns.report()
+    finally:
+        nvme_fabrics.disconnect(ctrl)
+
+
+def hostid_of(node: str) -> bytes:
+    from mayastor.host_identity import host_identity
+    return uuid.UUID(host_identity(node).hostid).bytes
+
+
+def assert_held(uri: str, node: str, key: int) -> None:
+    st = report(uri)
+    holder = st.holder()
+    assert st.rtype == EXCLUSIVE_ACCESS, st
+    assert holder is not None and (holder.hostid, holder.key) == (hostid_of(node), key), st
+
+
+def replica_dev(node: str, ruuid: str) -> str:
+    with dm.DeviceMapper() as ctl:
+        return ctl.info(f"MAYASTOR-{node}-thin-{ruuid}").devnode
+
+
+def pwrite_direct(dev: str, offset: int, data: bytes, out: dict) -> None:
+    """One O_DIRECT write through ``dev``; ``out`` says whether it returned and how."""
+    import mmap
+    buf = mmap.mmap(-1, len(data))
+    buf.write(data)
+    try:
+        fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
+        try:
+            os.pwritev(fd, [buf], offset)
+            out["ok"] = True
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        out["error"] = exc.errno
+
+
+def read_at(dev: str, offset: int, size: int) -> bytes:
+    with open(dev, "rb", buffering=0) as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def nexus_of(c, nu: str):
+    return next((n for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list if n.uuid == nu), None)
+
+
+def fio_verify(dev: str) -> subprocess.CompletedProcess:
+    return run("fio", "--name=v", f"--filename={dev}", "--rw=randwrite", "--bs=4k", "--size=16M", "--direct=1",
+               "--ioengine=psync", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", timeout=900)
+
+
+def create(c, vol: str, nu: str, children: list[str], key: int, policy: int, preempt: int = 0):
+    return c.nexus.CreateNexus(P.nexus.CreateNexusRequest(
+        name=vol, uuid=nu, size=SIZE, children=children, minCntlId=1, maxCntlId=0xFFEF,
+        resvKey=key, preemptKey=preempt, resvType=EXCLUSIVE_ACCESS, preemptPolicy=policy)).nexus
+
+
+@pytest.mark.timeout(2400)
+def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
+    n1, n2 = nodes
+    c1, c2 = n1.client, n2.client
+    c1.pool.CreatePool(P.pool.CreatePoolRequest(name="fp1", disks=[f"aio://{tmp_path}/fp1.img?size_mb=256"]))
+    c2.pool.CreatePool(P.pool.CreatePoolRequest(name="fp2", disks=[f"aio://{tmp_path}/fp2.img?size_mb=256"]))
+    r1 = c1.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid="fp1", size=SIZE, thin=True, share=1))
+    r2 = c2.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid="fp2", size=SIZE, thin=True, share=1))
+    local = {r.uuid: f"bdev:///{r.name}?uuid={r.uuid}" for r in (r1, r2)}
+    vol = U()
+
+    # node 1's nexus: its own replica locally, node 2's over NVMe-oF; both reserved with K1
+    na = U()
+    create(c1, vol, na, [local[r1.uuid], r2.uri], K1, HOLDER)
+    assert_held(r2.uri, "fn1", K1)
+    assert_held(r1.uri, "fn1", K1)  # taken on the local replica's share through a loopback controller
+    uri_a = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=na, share=1)).nexus.device_uri
+    app_a, dev_a = connect(uri_a, APP, APP_ID)
+    before = os.urandom(MiB)
+    out: dict = {}
+    pwrite_direct(dev_a, 0, before, out)
+    assert out == {"ok": True}
+
+    # the agent republishes on node 2: new key, no preempt key, ExclusiveAccess, Holder
+    nb = U()
+    create(c2, vol, nb, [r1.uri, local[r2.uuid]], K2, HOLDER)
+    assert_held(r1.uri, "fn2", K2)
+    assert_held(r2.uri, "fn2", K2)  # node 2's own replica, through its share
+
+    # the old nexus writes once more: the remote leg is refused, the nexus stops by itself
+    late = os.urandom(64 * 1024)
+    out = {}
+    writer = threading.Thread(target=pwrite_direct, args=(dev_a, 4 * MiB, late, out), daemon=True)
+    writer.start()
+    try:
+        wait_for(lambda: nexus_of(c1, na).state == SHUTDOWN, 180, "the fenced nexus shutting itself down")
+    except BaseException:
+        os.kill(n1.proc.pid, signal.SIGUSR1)  # the daemon's threads into its log
+        time.sleep(3)
+        raise
+    assert "reservation conflict" in n1.log()
+    a = nexus_of(c1, na)
+    history = c1.nexus.ListRebuildHistory(P.nexus.ListRebuildHistoryRequest()).histories
+    assert na not in history or not history[na].records
+    assert all(ch.rebuild_progress in (0, -1) for ch in a.children)
+    # nothing of it reached node 2's replica (the one the new nexus uses without nvmet)
+    assert read_at(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
+    assert read_at(replica_dev("fn2", r2.uuid), 0, MiB) == before
+    print(f"old nexus's write after the preempt: {out or 'held'}")
+
+    # the old nexus goes (its held I/O fails, it never reaches a replica); in one kernel its
+    # target must go before the new nexus can publish under the same NQN (the volume's)
+    nvme_fabrics.disconnect(app_a)
+    c1.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=na))
+    writer.join(timeout=120)
+    assert not writer.is_alive()
+
+    # the new nexus serves: fio --verify, no error
+    uri_b = c2.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nb, share=1)).nexus.device_uri
+    app_b, dev_b = connect(uri_b, APP, APP_ID)
+    fio_verify(dev_b)
+    assert read_at(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
+
+    # and back to node 1 the other way: ArgKey with the holder's key to preempt
+    nc = U()
+    create(c1, vol, nc, [local[r1.uuid], r2.uri], K3, ARG_KEY, preempt=K2)
+    assert_held(r1.uri, "fn1", K3)
+    assert_held(r2.uri, "fn1", K3)
+    out = {}
+    pwrite_direct(dev_b, 8 * MiB, os.urandom(64 * 1024), out)  # B's first write after: refused or held
+    wait_for(lambda: nexus_of(c2, nb).state == SHUTDOWN, 120, "nexus B shutting itself down")
+    history = c2.nexus.ListRebuildHistory(P.nexus.ListRebuildHistoryRequest()).histories
+    assert nb not in history or not history[nb].records
+    nvme_fabrics.disconnect(app_b)
+    c2.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=nb))
+    uri_c = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nc, share=1)).nexus.device_uri
+    app_c, dev_c = connect(uri_c, APP, APP_ID)
+    fio_verify(dev_c)
+
+    # node 2 "reboots": nvmet forgets every registration (no persistence through power loss);
+    # once its share is back, the child is brought online and the nexus registers again
+    n2.kill9()
+    configfs.Subsystem(urlparse(r2.uri).path.lstrip("/"), "lookup").delete()
+    out = {}
+    pwrite_direct(dev_c, 12 * MiB, os.urandom(64 * 1024), out)  # the write that finds the leg gone
+    assert out == {"ok": True}  # on the local leg
+    wait_for(lambda: any(ch.state != 1 for ch in nexus_of(c1, nc).children), 120, "the lost leg faulted")
+    n2.start(env=ENV)
+    st = report(r2.uri)
+    assert st.rtype == 0 and not st.registrants, st  # a fresh namespace: nobody registered
+    c1.nexus.ChildOperation(P.nexus.ChildOperationRequest(nexus_uuid=nc, uri=r2.uri, action=1))  # online
+    assert_held(r2.uri, "fn1", K3)
+    nvme_fabrics.disconnect(app_c)
+
+
+@pytest.fixture
+def one_node(tmp_path, request):
+    log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    d = Daemon(str(tmp_path / "fo.db"), log, node="fo1")
+    d.start(env=ENV)
+    yield d
+    try:
+        c = d.client
+        for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
+            c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
+        for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
+            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
+        assert d.stop() == 0
+    except BaseException:
+        d.kill9()
+        from .util import force_cleanup
+        force_cleanup()
+        raise
+
+
+@pytest.mark.timeout(900)
+def test_reservations_asked_for_work_on_every_kernel(one_node, tmp_path):
+    """The control plane always asks for a reservation (HA on). Where nvmet has them the nexus
+    holds them on every child; where it has none (before 6.13) the nexus is made all the same,
+    fenced only by re-sharing, and the log says so."""
+    c = one_node.client
+    c.pool.CreatePool(P.pool.CreatePoolRequest(name="fo", disks=[f"aio://{tmp_path}/fo.img?size_mb=256"]))
+    ra, rb = (c.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid="fo", size=SIZE, thin=True, share=1)) for _ in range(2))
+    nu = U()
+    create(c, U(), nu, [f"bdev:///{ra.name}?uuid={ra.uuid}", rb.uri], K2, HOLDER)
+    assert nexus_of(c, nu).state == 1
+    if kernel_has_reservations():
+        for r in (ra, rb):
+            assert report(r.uri).holder().key == K2
+    else:
+        assert "the target has no NVMe reservations; not fenced" in one_node.log()
+        assert "no NVMe reservations in nvmet" in one_node.log()  # said at start-up too
+    out: dict = {}
+    dev = c.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=0)).nexus.device_uri
+    pwrite_direct(dev.replace("file://", ""), 0, os.urandom(MiB), out)
+    assert out == {"ok": True}
