@@ -81,7 +81,7 @@ def _preempt_holder(ns: nvme_pr.Namespace, me: bytes, resv: Reservation) -> None
     if holder is None or status.rtype == 0:
         ns.acquire(resv.key, resv.type)
         return
-    if status.rtype == resv.type and holder.hostid == me and holder.key == resv.key:
+    if _holds(status, me, resv):
         return
     if status.rtype not in SHARED_TYPES:
         ns.acquire(resv.key, resv.type, nvme_pr.PREEMPT, holder.key)
@@ -129,5 +129,3 @@ def fenced(path: str, hostid: str, resv: Reservation) -> bool:
         return not status.registered(me, resv.key)
     holder = status.holder()
     return holder is not None and (holder.hostid != me or holder.key != resv.key)
-
-
