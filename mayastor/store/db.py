@@ -104,13 +104,41 @@ def open_store(path: str) -> Store:
     url = f"sqlite:///{os.path.abspath(path)}"
     engine = create_engine(url, connect_args={"timeout": 30})  # wait for the writer, don't fail
     event.listen(engine, "connect", _sqlite_pragmas(journal_mode(path)))
-    if _stored_revision(path) != SCHEMA_HEAD:
+    stored = _stored_revision(path)
+    if stored is None and _is_empty(path):
+        _create_at_head(engine)
+    elif stored != SCHEMA_HEAD:
         from alembic import command
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     return Store(engine)
+
+
+def _create_at_head(engine: Engine) -> None:
+    """A new database gets the models' schema at once and is stamped with the newest revision:
+    running every migration from the first costs seconds under emulation at each fresh start.
+    tests/host/test_store.py checks that both ways build the same schema."""
+    from .models import Base
+    with engine.begin() as conn:
+        Base.metadata.create_all(conn)
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_HEAD,))
+
+
+def _is_empty(path: str) -> bool:
+    """No file yet, or a file without a single table (what sqlite3 leaves after a bare open)."""
+    if not os.path.exists(path):
+        return True
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def _stored_revision(path: str) -> str | None:

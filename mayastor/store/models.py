@@ -116,10 +116,10 @@ class Nexus(Base):
     nexus_info_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # raid metadata in files on this node (children carry data only); false: inline, 4 MiB per child
     meta_local: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    rebuild_rate: Mapped[int] = mapped_column(UInt64, default=0)  # copier bytes/s, 0 = unlimited
+    rebuild_rate: Mapped[int] = mapped_column(UInt64, default=0, server_default="0")  # copier bytes/s, 0 = unlimited
     # bumped whenever the raid is rebuilt from zeroed metadata: a child whose superblock is from an
     # older epoch must be wiped (treated as new) before it rejoins
-    metadata_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    metadata_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     children: Mapped[list["NexusChild"]] = relationship(back_populates="nexus", cascade="all, delete-orphan",
@@ -139,7 +139,7 @@ class NexusChild(Base):
     device_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
     healthy: Mapped[bool] = mapped_column(Boolean, default=True)  # NexusInfo: safe to rebuild from
     fault_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    metadata_epoch: Mapped[int] = mapped_column(Integer, default=0)  # epoch its raid superblock belongs to
+    metadata_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # epoch its raid superblock belongs to
 
     nexus: Mapped[Nexus] = relationship(back_populates="children")
 
@@ -161,10 +161,10 @@ class RebuildJob(Base):
     blocks_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
     block_size: Mapped[int] = mapped_column(Integer, default=512)
     checkpoint: Mapped[int] = mapped_column(BigInteger, default=0)  # next byte to copy after a restart
-    phase: Mapped[str] = mapped_column(String(16), default="")  # full rebuild: copy, delta, final
+    phase: Mapped[str] = mapped_column(String(16), default="", server_default="")  # full rebuild: copy, delta, final
     era: Mapped[int | None] = mapped_column(Integer, nullable=True)  # dm-era era the copy pass began in
-    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
