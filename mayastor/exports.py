@@ -24,9 +24,7 @@ import ipaddress
 import logging
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import configfs
 from configfs.errors import CFSError
@@ -92,6 +90,7 @@ class NvmfTarget:
         self.adrfam = "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
         self._lock = threading.Lock()  # port and host objects are shared by every export
         self.root = configfs.Root()
+        self._local: dict[str, tuple[str, bool]] = {}  # name -> (this node's host, added by admit_local)
 
     def uri(self, name: str, uuid: str, port: int | None = None) -> str:
         return f"nvmf://{host_port(self.address, port or self.port)}/{nqn_for(name)}?uuid={uuid}"
@@ -166,7 +165,7 @@ class NvmfTarget:
                     ns.resv_enable = ex.reservations
                 ns.enable()
             with self._lock:
-                sub.set_allowed_hosts(list(ex.hosts))
+                sub.set_allowed_hosts(self._with_local(ex.name, list(ex.hosts)))
                 for p in ex.ports or (self.port,):
                     port = self._ensure_port(p)
                     if ex.ana_group:
@@ -192,6 +191,7 @@ class NvmfTarget:
         """Change who may connect. Hosts no longer allowed are cut off: the port link is cycled,
         which drops their controllers (new connects are checked against the list)."""
         sub = configfs.Subsystem(nqn_for(name), "lookup")
+        hosts = self._with_local(name, hosts)
         removed = [h for h in sub.allowed_hosts if h not in hosts] or (hosts and sub.allow_any_host)
         with self._lock:
             sub.set_allowed_hosts(hosts)
@@ -202,23 +202,36 @@ class NvmfTarget:
                         port.add_subsystem(sub.nqn)
         self.gc_hosts()
 
-    @contextmanager
-    def admitted(self, name: str, hostnqn: str) -> Iterator[None]:
-        """Let ``hostnqn`` connect to the export of ``name`` for the duration (this node's own
-        host, to take a reservation on a replica it uses locally); the host link added is removed
-        again without cycling the ports, so nobody else's controller is dropped."""
+    # this node's own host on a share ------------------------------------------------------------
+    def admit_local(self, name: str, hostnqn: str) -> None:
+        """Keep ``hostnqn`` (this node's own host) allowed on the export of ``name`` while a
+        nexus here uses the replica through its share (so the share's reservation fences it too):
+        added without cycling the ports, and kept when the share's host list is changed."""
         sub = configfs.Subsystem(nqn_for(name), "lookup")
-        added = not sub.allow_any_host and hostnqn not in sub.allowed_hosts
-        if added:
-            with self._lock:
-                sub.set_allowed_hosts([*sub.allowed_hosts, hostnqn])
-        try:
-            yield
-        finally:
+        with self._lock:
+            added = not sub.allow_any_host and hostnqn not in sub.allowed_hosts
             if added:
-                with self._lock:
-                    sub.set_allowed_hosts([h for h in sub.allowed_hosts if h != hostnqn])
-                self.gc_hosts()
+                sub.set_allowed_hosts([*sub.allowed_hosts, hostnqn])
+            earlier = self._local.get(name)
+            self._local[name] = (hostnqn, added or (earlier is not None and earlier[1]))
+
+    def release_local(self, name: str) -> None:
+        """The nexus no longer uses the share: this node's host goes again if only it added it."""
+        hostnqn, added = self._local.pop(name, ("", False))
+        if not added or not self.is_shared(name):
+            return
+        sub = configfs.Subsystem(nqn_for(name), "lookup")
+        with self._lock:
+            if hostnqn in sub.allowed_hosts:
+                sub.set_allowed_hosts([h for h in sub.allowed_hosts if h != hostnqn])
+        self.gc_hosts()
+
+    def _with_local(self, name: str, hosts: list[str]) -> list[str]:
+        """A restricted host list plus this node's own host where a local nexus uses the share."""
+        local = self._local.get(name)
+        if not hosts or local is None or local[0] in hosts:
+            return hosts
+        return [*hosts, local[0]]
 
     def set_ana_state(self, ports: list[int], grpid: int, ana_state: int) -> None:
         for p in ports:
@@ -262,6 +275,14 @@ class NvmfTarget:
             return configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup").device_path
         except CFSError:
             return None
+
+    def reservations_on(self, name: str) -> bool:
+        """Whether the export of ``name`` has NVMe reservations enabled (nvmet 6.13+)."""
+        try:
+            ns = configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup")
+            return ns.has_attr("resv_enable") and bool(ns.resv_enable)
+        except CFSError:
+            return False
 
     def revalidate(self, name: str) -> None:
         configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup").revalidate_size()

@@ -54,6 +54,11 @@ class ChildDevice:
     def open(self) -> str:
         raise NotImplementedError
 
+    def open_fenced(self, resv: Reservation) -> str:
+        """``open`` for a nexus that fences with NVMe reservations: the device its I/O must go
+        through for the reservation to hold it off (the same as ``open`` but for local replicas)."""
+        return self.open()
+
     def close(self) -> None:
         pass
 
@@ -73,44 +78,78 @@ class ChildDevice:
 
 
 class LocalReplica(ChildDevice):
-    def open(self) -> str:
+    """A replica (or a CreateBdev bdev) of this node, used through its device-mapper device.
+
+    A nexus that fences (NVMe reservations on) uses a replica that is shared with reservations
+    through its own share instead, over a loopback controller of this node: another node's nexus
+    that takes the reservation on that share then locks this one out of the local leg too, the
+    same as out of its remote legs. Without that the local leg would take the old nexus's writes
+    after the preempt (md acknowledges a write one leg took)."""
+
+    def _row(self):
         row = self.ctx.replicas.by_name(self.uri.path)
+        if row is not None and self.uri.uuid and row.uuid != self.uri.uuid:
+            raise InvalidArgument(f"child {self.uri.uri}: replica {self.uri.path} has uuid {row.uuid}")
+        return row
+
+    def open(self) -> str:
+        row = self._row()
         if row is None and self.ctx.bdevs is not None:
             dev = self.ctx.bdevs.device(self.uri.path, self.uri.uuid)  # a bdev made by CreateBdev
             if dev is not None:
                 return dev
         if row is None:
             raise NotFound(f"child {self.uri.uri}: no replica or bdev named {self.uri.path!r} on this node")
-        if self.uri.uuid and row.uuid != self.uri.uuid:
-            raise InvalidArgument(f"child {self.uri.uri}: replica {self.uri.path} has uuid {row.uuid}")
         return self.ctx.replicas.device(row)
 
-    def fence(self, dev: str, resv: Reservation) -> bool:
-        """A local replica bypasses nvmet, but a nexus elsewhere may write it through its share:
-        this node takes the reservation on that share through a loopback controller of its own
-        (closed again: nvmet keeps a registration after its controller is gone)."""
-        row = self.ctx.replicas.by_name(self.uri.path)
+    def open_fenced(self, resv: Reservation) -> str:
+        row = self._row()
         target = self.ctx.replicas.target
-        if row is None or not target.is_shared(row.name):
-            return False
+        if row is None or not target.reservations_on(row.name):
+            return self.open()  # not shared (nobody else reaches it) or no reservations to fence with
+        opts = self._loopback()
+        target.admit_local(row.name, opts.hostnqn)
+        try:
+            if not self._controllers():
+                try:
+                    nvme_fabrics.connect(opts)
+                except nvme_fabrics.AlreadyConnectedError:
+                    pass
+            return nvme_fabrics.wait_for_namespace(row.uuid, timeout=30, hostnqn=opts.hostnqn).path
+        except KernelError as exc:
+            self.close()
+            raise FailedPrecondition(f"child {self.uri.uri}: cannot open it through its share: {exc}") from None
+
+    def _loopback(self) -> nvme_fabrics.ConnectOptions:
+        target = self.ctx.replicas.target
         ident = host_identity(self.ctx.node)
-        opts = nvme_fabrics.ConnectOptions(nqn=nqn_for(row.name), traddr=target.address, trsvcid=target.port,
-                                           hostnqn=ident.hostnqn, hostid=ident.hostid)
-        what = f"child {self.uri.uri} (through its share)"
-        with target.admitted(row.name, ident.hostnqn):
-            mine = nvme_fabrics.find_controllers(opts.nqn, opts.traddr, str(opts.trsvcid), opts.hostnqn)
-            try:
-                ctrl = None if mine else nvme_fabrics.connect(opts)
-            except KernelError as exc:
-                raise FailedPrecondition(f"{what}: cannot connect to take the reservation: {exc}") from None
-            try:
-                ns = nvme_fabrics.wait_for_namespace(row.uuid, timeout=30, hostnqn=ident.hostnqn)
-                return fence.take(ns.path, ident.hostid, resv, what)
-            except KernelError as exc:
-                raise FailedPrecondition(f"{what}: {exc}") from None
-            finally:
-                if ctrl is not None:
-                    nvme_fabrics.disconnect(ctrl)
+        return nvme_fabrics.ConnectOptions(
+            nqn=nqn_for(self.uri.path), traddr=target.address, trsvcid=target.port, hostnqn=ident.hostnqn,
+            hostid=ident.hostid, reconnect_delay=NVMF_RECONNECT_DELAY, ctrl_loss_tmo=NVMF_CTRL_LOSS_TMO,
+            fast_io_fail_tmo=NVMF_FAST_IO_FAIL_TMO, keep_alive_tmo=NVMF_KEEP_ALIVE_TMO)
+
+    def _controllers(self) -> list[nvme_fabrics.Controller]:
+        o = self._loopback()
+        return nvme_fabrics.find_controllers(o.nqn, o.traddr, str(o.trsvcid), o.hostnqn)
+
+    def _namespace(self):
+        row = self._row()
+        return nvme_fabrics.find_namespace(row.uuid, self._loopback().hostnqn) if row is not None else None
+
+    def close(self) -> None:
+        for c in self._controllers():
+            nvme_fabrics.disconnect(c)
+        self.ctx.replicas.target.release_local(self.uri.path)
+
+    def fence(self, dev: str, resv: Reservation) -> bool:
+        ns = self._namespace()
+        if ns is None or ns.path != dev:
+            return False  # used through its device-mapper device: not reachable by another host
+        return fence.take(dev, self._loopback().hostid, resv, f"child {self.uri.uri} (through its share)")
+
+    def fenced(self, resv: Reservation) -> bool:
+        ns = self._namespace()
+        return ns is not None and fence.fenced(ns.path, self._loopback().hostid, resv)
 
 
 class FileOrDevice(ChildDevice):

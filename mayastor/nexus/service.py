@@ -197,7 +197,9 @@ class NexusService(NexusOperations):
         return 0 if row.meta_local else META_BYTES
 
     def _open_leg(self, st: NexusStack, kid: ChildRow, row: Row) -> Leg:
-        dev = self.device_of(kid).open()
+        child = self.device_of(kid)
+        resv = reservation.of_row(row)
+        dev = child.open_fenced(resv) if fence.enabled(resv) else child.open()
         self._reserve(row, kid, dev)
         need = row.size + self.data_offset(row)
         have = block.size_bytes(dev)

@@ -1,8 +1,9 @@
 """Fencing with NVMe reservations (contract §6): a volume's nexus moves from node 1 to node 2 the
 way the control plane republishes it (a new key, ExclusiveAccess, the Holder policy; then back
 with ArgKey and the old key as preempt key), and the old nexus is locked out of both replicas:
-its remote leg fails with RESERVATION CONFLICT, it shuts itself down without retiring or
-rebuilding anything, and none of its later writes reach the replica the new nexus uses locally.
+its legs fail with RESERVATION CONFLICT (its local replica it uses through that replica's share,
+for the reservation to hold there too), it shuts itself down without retiring or rebuilding
+anything, its late write is never acknowledged and reaches neither replica.
 
 Needs nvmet reservations (``resv_enable``, Linux 6.13+) and, because both "nodes" share one
 kernel here, native multipath off (``nvme_core.multipath=N``): with it on, both hosts' controllers
@@ -219,10 +220,13 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     history = c1.nexus.ListRebuildHistory(P.nexus.ListRebuildHistoryRequest()).histories
     assert na not in history or not history[na].records
     assert all(ch.rebuild_progress in (0, -1) for ch in a.children)
-    # nothing of it reached node 2's replica (the one the new nexus uses without nvmet)
+    # nothing of it reached either replica: node 2's (the new nexus uses it without nvmet) nor
+    # node 1's own, which the old nexus used through its share, so the preempt locked it out too
     assert read_at(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
     assert read_at(replica_dev("fn2", r2.uuid), 0, MiB) == before
-    print(f"old nexus's write after the preempt: {out or 'held'}")
+    assert read_at(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
+    assert read_at(replica_dev("fn1", r1.uuid), 0, MiB) == before
+    assert not out.get("ok"), out  # failed, or still held by the stopped nexus
 
     # the old nexus goes (its held I/O fails, it never reaches a replica); in one kernel its
     # target must go before the new nexus can publish under the same NQN (the volume's)
@@ -230,6 +234,8 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     c1.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=na))
     writer.join(timeout=120)
     assert not writer.is_alive()
+    assert out.get("error"), out  # the held write failed at destroy: never acknowledged
+    assert read_at(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
 
     # the new nexus serves: fio --verify, no error
     uri_b = c2.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nb, share=1)).nexus.device_uri
@@ -243,12 +249,18 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     assert_held(r1.uri, "fn1", K3)
     assert_held(r2.uri, "fn1", K3)
     out = {}
-    pwrite_direct(dev_b, 8 * MiB, os.urandom(64 * 1024), out)  # B's first write after: refused or held
+    late = os.urandom(64 * 1024)
+    writer = threading.Thread(target=pwrite_direct, args=(dev_b, 8 * MiB, late, out), daemon=True)
+    writer.start()  # B's first write after the preempt: refused on both legs
     wait_for(lambda: nexus_of(c2, nb).state == SHUTDOWN, 120, "nexus B shutting itself down")
+    for node, r in (("fn1", r1), ("fn2", r2)):
+        assert read_at(replica_dev(node, r.uuid), 8 * MiB, len(late)) != late
     history = c2.nexus.ListRebuildHistory(P.nexus.ListRebuildHistoryRequest()).histories
     assert nb not in history or not history[nb].records
     nvme_fabrics.disconnect(app_b)
     c2.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=nb))
+    writer.join(timeout=120)
+    assert not writer.is_alive() and out.get("error"), out
     uri_c = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nc, share=1)).nexus.device_uri
     app_c, dev_c = connect(uri_c, APP, APP_ID)
     fio_verify(dev_c)
