@@ -37,6 +37,7 @@ class Node:
         self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
                                     (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore,
                                     meta_dir)
+        self.replicas.share_listeners.append(self.nexuses.replica_share_changed)
         self.bdevs = BdevService(store, self.ctl, self.tags, self.target, self.nexuses.ctx)
         self.nexuses.ctx.bdevs = self.bdevs  # bdev:/// children that are CreateBdev's devices
         self.watcher = NexusWatcher(self.nexuses)

@@ -3,7 +3,7 @@ checked by io-engine's rules before anything is recorded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InvalidArgument
 
@@ -38,6 +38,10 @@ class Reservation:
             # io-engine's rule: a reservation needs a key, and Holder preempts whoever holds it
             raise InvalidArgument("invalid NVMe reservation parameters")
         return r
+
+    def acquire_only(self) -> "Reservation":
+        """The same key and type, taken without preempting anyone."""
+        return replace(self, policy=ARG_KEY, preempt_key=0)
 
     @property
     def enabled(self) -> bool:

@@ -308,14 +308,15 @@ class NexusService(NexusOperations):
             return S.R_NO_SPACE
         return S.R_IO_FAILURE
 
-    def _reserve(self, row: Row, kid: ChildRow, dev: str) -> None:
+    def _reserve(self, row: Row, kid: ChildRow, dev: str, preempt: bool = True) -> None:
         """Take the nexus's NVMe reservation on a child once per open (again after a restart or
-        a fault); FailedPrecondition keeps a child we could not reserve out of the nexus."""
+        a fault); FailedPrecondition keeps a child we could not reserve out of the nexus.
+        ``preempt`` False: acquire only, whatever the nexus's preempt policy."""
         resv = reservation.of_row(row)
         token = (row.uuid, kid.id, resv.key)
         if not fence.enabled(resv) or token in self._reserved:
             return
-        self.device_of(kid).fence(dev, resv)
+        self.device_of(kid).fence(dev, resv if preempt else resv.acquire_only())
         self._reserved.add(token)
 
     def fenced(self, row: Row, kid: ChildRow) -> bool:
@@ -324,6 +325,47 @@ class NexusService(NexusOperations):
         if not fence.enabled(resv) or (row.uuid, kid.id, resv.key) not in self._reserved:
             return False
         return self.device_of(kid).fenced(resv)
+
+    def replica_share_changed(self, name: str, shared: bool) -> None:
+        """A local replica ``name`` was just shared (``shared``) or is about to be unshared: a
+        fencing nexus that uses it moves its leg onto the share (another host may reach it now,
+        and a reservation must hold this nexus off too) or back onto the replica's own device.
+        Onto the share it only acquires, never preempts: a host that took the reservation first
+        owns the volume, and this nexus stops."""
+        with self.store.snapshot() as s:
+            kids = [k for k in s.scalars(select(ChildRow).where(ChildRow.uri.like(f"bdev:///{name}%")))
+                    if parse_uri(k.uri).path == name]
+        ids = {k.id for k in kids}
+        for uuid in sorted({k.nexus_uuid for k in kids}):
+            with self._lock(uuid):
+                row, rows = self._load_any(uuid)
+                resv = reservation.of_row(row) if row is not None else None
+                if row is None or row.state in ("shutting_down", "shutdown") or not fence.enabled(resv):
+                    continue
+                for kid in (k for k in rows if k.id in ids and self._in_table(k)):
+                    try:
+                        self._move_local_leg(row, kid, resv, shared)
+                    except (MayastorError, KernelError, OSError) as exc:
+                        if not shared:  # the leg stays on the share and faults when it goes
+                            log.warning("nexus %s: child %s stays on its share: %s", row.name, kid.uri, exc)
+                            continue
+                        # a leg others can reach that this nexus's reservation does not cover
+                        log.error("nexus %s: child %s: %s; shutting down", row.name, kid.uri, exc)
+                        self.shutdown_in_background(uuid)
+                        break
+
+    def _move_local_leg(self, row: Row, kid: ChildRow, resv: Reservation, shared: bool) -> None:
+        child = self.device_of(kid)
+        dev = child.open_fenced(resv) if shared else child.open()
+        st = self.stack(row.uuid)
+        if st.leg_is_on(kid.id, dev):
+            return
+        self.forget_reservation(row.uuid, kid.id)
+        self._reserve(row, kid, dev, preempt=False)  # FailedPrecondition: someone else holds it
+        st.ensure_leg(kid.id, dev, local_meta=row.meta_local)
+        if not shared:
+            child.close()  # the loopback controller and this node's admission
+        log.info("nexus %s: child %s now through %s", row.name, kid.uri, "its share" if shared else "its own device")
 
     def forget_reservation(self, uuid: str, kid_id: int) -> None:
         """The child's reservation is to be taken again at its next open (it faulted: its target
@@ -432,7 +474,7 @@ class NexusService(NexusOperations):
 
     def _teardown(self, row: Row, kids: list[ChildRow]) -> None:
         if self.stack(row.uuid).fail_held_io():  # first: nvmet's namespace disable waits for held I/O
-            log.info("nexus %s: the I/O held since its shutdown is failed, not written", row.name)
+            log.info("nexus %s: the I/O it held is failed, not written", row.name)
         if row.share == SHARE_NVMF or row.ana_grpid:
             self._unpublish_kernel(row)
         st = self.stack(row.uuid)

@@ -137,6 +137,14 @@ class NexusStack:
         name = self.leg_name(cid, "data")
         return self.ctl.exists(name) and self.ctl.table(name)[0].type == "error"
 
+    def leg_is_on(self, cid: int, device: str) -> bool:
+        """Whether the child's data leg maps ``device`` (and not another node of the same child)."""
+        name = self.leg_name(cid, "data")
+        if not self.ctl.exists(name):
+            return False
+        live = self.ctl.table(name)
+        return bool(live) and live[0].type == "linear" and live[0].params.split()[0] == _devnum(device)
+
     def leg_device(self, cid: int, part: str) -> str | None:
         name = self.leg_name(cid, part)
         return self.ctl.info(name).devnode if self.ctl.exists(name) else None
@@ -269,14 +277,18 @@ class NexusStack:
         return self.ctl.exists(self.top_name)
 
     def fail_held_io(self) -> bool:
-        """A shut-down nexus (top suspended, I/O queued): the queued I/O fails (an error table goes
-        live) instead of reaching the children, which another nexus may own by now. True when
-        there was such a top device."""
+        """I/O the top device holds fails instead of reaching the children, which another nexus
+        may own by now: a shut-down nexus's (top suspended: an error table goes live) or a nexus's
+        with no healthy child (path failed, I/O queued: fail_if_no_path). True when there was any
+        such top device. Before an unpublish: nvmet's namespace disable waits for that I/O."""
         if not self.ctl.exists(self.top_name):
             return False
         info = self.ctl.info(self.top_name)
         if not info.suspended:
-            return False
+            if not self.top_path_failed():
+                return False
+            self.ctl.message(self.top_name, "fail_if_no_path")
+            return True
         sectors = sum(t.length for t in self.ctl.table(self.top_name))
         if sectors:
             self.ctl.load(self.top_name, [dm.Target(0, sectors, "error", "")])

@@ -117,6 +117,13 @@ class NexusWatcher:
                            fault=faulted)
             changed = True
         if st.exists() and st.top_path_failed():
+            if any(svc.fenced(row, k) for k in kids if k.state == "online"):
+                # every leg failed at once and md marked none (it keeps the last one): a
+                # reservation conflict on all of them is a preempt, not a lost volume
+                log.error("nexus %s: reservation conflict on its children, another nexus holds them; "
+                          "shutting down", row.name)
+                svc.shutdown_in_background(uuid)
+                return
             for kid in kids:
                 if kid.state == "online":
                     log.error("nexus %s: no healthy child left; I/O is held until one comes back", row.name)

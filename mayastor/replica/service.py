@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +75,9 @@ def _check_share(share: int) -> int:
 class ReplicaService:
     def __init__(self, store: Store, pools: PoolService, target: NvmfTarget, locks: KeyedLocks):
         self.store, self.pools, self.target, self.locks = store, pools, target, locks
+        # called with (replica name, shared) after a share and before an unshare (node.py wires
+        # the nexus service here: a fencing nexus moves a local leg onto or off the share)
+        self.share_listeners: list[Callable[[str, bool], None]] = []
 
     # helpers ------------------------------------------------------------------------------------
     def _row(self, uuid: str, kinds: tuple[str, ...] = ("replica", "clone")) -> Row:
@@ -417,12 +421,12 @@ class ReplicaService:
         uuid = validate.uuid(uuid, "replica uuid")
         _check_share(share)
         hosts = validate.host_nqns(allowed_hosts)
+        if share == SHARE_NONE:
+            return self.unshare(uuid)
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
         with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._row(uuid)
-            if share == SHARE_NONE:
-                return self._unshare_locked(pool, row)
             try:
                 if row.share == SHARE_NVMF and self.target.is_shared(row.name):
                     self.target.owner_check(row.name, row.uuid, self.device(row))
@@ -434,14 +438,23 @@ class ReplicaService:
             crashpoint.hit("replica.share.kernel")
             row = self._update(uuid, share=SHARE_NVMF, allowed_hosts=hosts)
             self.pools.write_catalog(pool)
-            return self.view(row)
+            view = self.view(row)
+        self._share_changed(row.name, True)  # outside the replica's locks: nexus locks come first
+        return view
 
     def unshare(self, uuid: str) -> ReplicaView:
         uuid = validate.uuid(uuid, "replica uuid")
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
+        self._share_changed(row.name, False)
         with self.locks.shared(pool.uuid), self._one(uuid):
             return self._unshare_locked(pool, self._row(uuid))
+
+    def _share_changed(self, name: str, shared: bool) -> None:
+        """Tell who uses the replica locally (a fencing nexus) that it is shared now or is about
+        to be unshared."""
+        for listener in self.share_listeners:
+            listener(name, shared)
 
     def _unshare_locked(self, pool: LivePool, row: Row) -> ReplicaView:
         try:

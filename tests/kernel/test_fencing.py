@@ -281,6 +281,63 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     nvme_fabrics.disconnect(app_c)
 
 
+@pytest.mark.timeout(1800)
+def test_a_local_replica_shared_while_in_use_moves_the_leg_onto_its_share(nodes, tmp_path):
+    """The agent's switchover shares the old node's replica (unshared while its nexus was local)
+    for the new node: the old nexus moves its leg onto that share before ShareReplica returns, so
+    the new nexus's preempt holds it off there too. Unsharing moves a leg back onto the replica's
+    own device, and the nexus keeps serving."""
+    from mayastor.host_identity import host_identity
+    n1, n2 = nodes
+    c1, c2 = n1.client, n2.client
+    c1.pool.CreatePool(P.pool.CreatePoolRequest(name="fs1", disks=[f"aio://{tmp_path}/fs1.img?size_mb=256"]))
+    c2.pool.CreatePool(P.pool.CreatePoolRequest(name="fs2", disks=[f"aio://{tmp_path}/fs2.img?size_mb=256"]))
+    r1 = c1.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid="fs1", size=SIZE, thin=True, share=0))
+    r2 = c2.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid="fs2", size=SIZE, thin=True, share=1))
+    vol, na = U(), U()
+    create(c1, vol, na, [f"bdev:///{r1.name}?uuid={r1.uuid}", r2.uri], K1, HOLDER)
+    uri_a = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=na, share=1)).nexus.device_uri
+    app_a, dev_a = connect(uri_a, APP, APP_ID)
+    before = os.urandom(MiB)
+    out: dict = {}
+    pwrite_direct(dev_a, 0, before, out)
+    assert out == {"ok": True}
+
+    # switchover: node 1's replica shared for node 2 only (and the checking host)
+    hosts = [host_identity("fn2").hostnqn, CHECK]
+    shared = c1.replica.ShareReplica(P.replica.ShareReplicaRequest(uuid=r1.uuid, share=1, allowed_hosts=hosts))
+    assert "now through its share" in n1.log()
+    assert_held(shared.uri, "fn1", K1)  # taken on the new share, before anyone else could
+    assert nexus_of(c1, na).state == 1
+    nb = U()
+    create(c2, vol, nb, [shared.uri, f"bdev:///{r2.name}?uuid={r2.uuid}"], K2, HOLDER)
+    assert_held(shared.uri, "fn2", K2)
+    late = os.urandom(64 * 1024)
+    out = {}
+    writer = threading.Thread(target=pwrite_direct, args=(dev_a, 4 * MiB, late, out), daemon=True)
+    writer.start()
+    wait_for(lambda: nexus_of(c1, na).state == SHUTDOWN, 180, "the fenced nexus shutting itself down")
+    for node, r in (("fn1", r1), ("fn2", r2)):
+        assert read_at(replica_dev(node, r.uuid), 4 * MiB, len(late)) != late
+        assert read_at(replica_dev(node, r.uuid), 0, MiB) == before
+    nvme_fabrics.disconnect(app_a)
+    c1.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=na))
+    writer.join(timeout=120)
+    assert not writer.is_alive() and out.get("error"), out
+
+    # node 2's nexus uses its own replica through its share; unsharing it moves the leg back
+    c2.replica.UnshareReplica(P.replica.UnshareReplicaRequest(uuid=r2.uuid))  # the agent, for a local one
+    assert "now through its own device" in n2.log()
+    b = nexus_of(c2, nb)
+    assert b.state == 1 and all(ch.state == 1 for ch in b.children), b
+    uri_b = c2.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nb, share=1)).nexus.device_uri
+    app_b, dev_b = connect(uri_b, APP, APP_ID)
+    fio_verify(dev_b)
+    nvme_fabrics.disconnect(app_b)
+
+
 @pytest.fixture
 def one_node(tmp_path, request):
     log = os.path.join(RESULTS, f"daemon-{request.node.name}.log")

@@ -125,7 +125,7 @@ def test_many_remote_only_nexuses_over_null_malloc_and_replica_children(nodes, t
         devs.append(wait_for(lambda: (lambda ns: ns.path if ns and os.path.exists(ns.path) else None)(
             nvme_fabrics.find_namespace(nu)), 60, f"namespace of nexus {nu}"))
     jobs = [subprocess.Popen(["fio", f"--name=rn{i}", f"--filename={d}", "--rw=randwrite", "--bs=4k", "--direct=1",
-                              "--ioengine=psync", "--size=8M"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              "--ioengine=psync", "--size=2M"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True) for i, d in enumerate(devs)]
     for j in jobs:
         out, _ = j.communicate(timeout=900)

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 
 import pytest
 from pexpect import fdpexpect
@@ -59,10 +60,11 @@ class Prompt:
     def __call__(self, line: str, error: str | None = None) -> str:
         """Send one command line; its output (the REPL carries on after an error, which must
         contain ``error`` when given, and must not occur otherwise)."""
+        started = time.monotonic()
         self.p.sendline(line)
         self.p.expect(PROMPT)
         out = self.p.before.split("\n", 1)[1] if "\n" in self.p.before else ""  # drop the echo
-        print(f"> {line}\n{out}")
+        print(f"> {line}  ({time.monotonic() - started:.1f} s)\n{out}")
         if error is None:  # the shell reports every failure as "Error: ..."
             assert "Error" not in out and "gRPC status" not in out, out
         else:
