@@ -97,7 +97,12 @@ class Heartbeat:
         self.timeout = _seconds(env, "MAYASTOR_HB_TIMEOUT_SEC", 5)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="registration", daemon=True)
-        self._channel = grpc.insecure_channel(self.target)
+        # reconnect at least as often as we beat: gRPC's default backoff grows to 120 s, so after
+        # a long outage the node would re-register minutes after the agent is back
+        beat_ms = max(100, int(self.interval * 1000))
+        self._channel = grpc.insecure_channel(self.target, options=[
+            ("grpc.initial_reconnect_backoff_ms", min(1000, beat_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(1000, beat_ms)), ("grpc.max_reconnect_backoff_ms", beat_ms)])
         self._stub = P.registration_grpc.RegistrationStub(self._channel)
         self.registered = False
         self._warned = False

@@ -6,6 +6,7 @@ import functools
 import logging
 
 import grpc
+from google.protobuf import text_format
 
 from ..errors import MayastorError
 from ..kernel.errors import KernelError
@@ -36,10 +37,32 @@ def _time_left(context) -> float | None:
         return None
 
 
+READ_ONLY = ("List", "Get", "Stat", "Find", "Probe", "NodeGet")  # handlers that change nothing
+REQUEST_LOG_CHARS = 600
+NEVER_LOGGED = ("secrets",)  # CSI requests carry credentials there
+
+
+def log_request(name: str, request) -> None:
+    """One INFO line per mutating request, with its arguments (what was asked, before any
+    outcome is logged); read-only calls, which the control plane repeats, stay out."""
+    if name.startswith(READ_ONLY):
+        return
+    hidden = [f.name for f in request.DESCRIPTOR.fields if f.name in NEVER_LOGGED]
+    if hidden:
+        shown = type(request)()
+        shown.CopyFrom(request)
+        for field in hidden:
+            shown.ClearField(field)
+        request = shown
+    text = text_format.MessageToString(request, as_one_line=True)
+    log.info("%s {%s}", name, text if len(text) <= REQUEST_LOG_CHARS else text[:REQUEST_LOG_CHARS] + "...")
+
+
 def rpc(fn):
     """Every unary handler: lock waits follow the caller's deadline; errors map to statuses."""
     @functools.wraps(fn)
     def handler(self, request, context):
+        log_request(fn.__name__, request)
         try:
             with deadline(_time_left(context)):
                 return fn(self, request, context)
@@ -53,6 +76,7 @@ def rpc_stream(fn):
     mapped status too."""
     @functools.wraps(fn)
     def handler(self, request, context):
+        log_request(fn.__name__, request)
         try:
             with deadline(_time_left(context)):
                 yield from fn(self, request, context)

@@ -285,9 +285,12 @@ class NexusStack:
             return False
         info = self.ctl.info(self.top_name)
         if not info.suspended:
-            if not self.top_path_failed():
-                return False
-            self.ctl.message(self.top_name, "fail_if_no_path")
+            try:
+                if not self.top_path_failed():
+                    return False
+                self.ctl.message(self.top_name, "fail_if_no_path")
+            except dm.DmError:
+                return False  # no raid under it (a teardown cut short): teardown fails what it holds
             return True
         sectors = sum(t.length for t in self.ctl.table(self.top_name))
         if sectors:

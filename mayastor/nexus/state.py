@@ -59,17 +59,21 @@ def is_permanent_fault(state: str, reason: int) -> bool:
 
 
 # child state a leg's dm-raid health character implies, given what we had recorded
-def from_health(char: str, state: str, reason: int, sync_action: str = "idle") -> tuple[str, int] | None:
+def from_health(char: str, state: str, reason: int, sync_action: str = "idle",
+                peer_in_sync: bool = True) -> tuple[str, int] | None:
     """New (state, reason) for a child whose raid slot shows ``char``, or None to keep it.
     'D' faults a child that was serving; 'a' is a leg being recovered; 'A' is in sync. During a
     ``resync`` md shows every leg 'a' (it re-copies the bitmap's dirty regions from the first leg
-    after a reload): no leg lost data, so a serving child stays online."""
+    after a reload), and so it does just after a reload, before the resync shows (``sync_action``
+    still idle or frozen): no leg lost data, so a serving child stays online. A leg being
+    recovered has a peer in sync to copy from ('A'); without one (``peer_in_sync`` false) an
+    'a' is never a recovery."""
     if char == "D":
         if state in ("online",) or (state == "degraded" and reason == R_OUT_OF_SYNC):
             return "faulted", R_IO_FAILURE
         return None
     if char == "a":
-        if state == "online" and sync_action != "resync":
+        if state == "online" and sync_action != "resync" and peer_in_sync:
             return "degraded", R_OUT_OF_SYNC
         return None
     if char == "A":

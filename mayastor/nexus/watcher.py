@@ -95,9 +95,11 @@ class NexusWatcher:
             kid = by_slot.get(slot)
             if kid is None:
                 continue
-            new = S.from_health(char, kid.state, kid.reason, status.sync_action)
+            new = S.from_health(char, kid.state, kid.reason, status.sync_action, "A" in status.health)
             if new is None or (new[0] == "online" and kid.uri in resyncing):
                 continue  # a finished resync: job and child state change together in _finish_jobs
+            log.info("nexus %s: child %s %s -> %s (raid health %s, sync %s)", row.name, kid.uri, kid.state,
+                     new[0], status.health, status.sync_action)
             faulted = new[0] == "faulted"
             reason = new[1]
             if faulted and svc.fenced(row, kid):

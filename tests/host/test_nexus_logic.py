@@ -81,6 +81,10 @@ def test_derive_and_health_mapping():
     assert S.from_health("a", "online", S.R_NONE, "recover") == ("degraded", S.R_OUT_OF_SYNC)
     # a resync after a reload shows every leg 'a': none of them lost data
     assert S.from_health("a", "online", S.R_NONE, "resync") is None
+    # just after a reload every leg shows 'a' before md reports the resync: nobody to recover from
+    assert S.from_health("a", "online", S.R_NONE, "idle", peer_in_sync=False) is None
+    assert S.from_health("a", "online", S.R_NONE, "frozen", peer_in_sync=False) is None
+    assert S.from_health("D", "online", S.R_NONE, "idle", peer_in_sync=False) == ("faulted", S.R_IO_FAILURE)
     assert S.from_health("D", "online", S.R_NONE, "resync") == ("faulted", S.R_IO_FAILURE)
     assert S.from_health("A", "degraded", S.R_OUT_OF_SYNC) == ("online", S.R_NONE)
     assert S.from_health("A", "online", S.R_NONE) is None

@@ -17,7 +17,7 @@ from mayastor.csi.protos import csi, csi_grpc
 from mayastor.grpc import protos as P
 from mayastor.kernel import block, nvme_fabrics
 
-from .daemon import serve
+from .daemon import FAST_RECONNECT, serve
 from .util import code_of
 
 NODE = "csinode"
@@ -40,7 +40,7 @@ def plugin(tmp_path_factory):
     sock = str(tmp / "csi.sock")
     log = open(tmp / "csi.log", "w+")
     proc = subprocess.Popen([PLUGIN, "--csi-socket", sock, "--node-name", NODE, "-v"], stdout=log, stderr=log)
-    channel = grpc.insecure_channel(f"unix://{sock}")
+    channel = grpc.insecure_channel(f"unix://{sock}", options=FAST_RECONNECT)
     try:
         grpc.channel_ready_future(channel).result(timeout=120)
         yield csi_grpc.IdentityStub(channel), csi_grpc.NodeStub(channel)

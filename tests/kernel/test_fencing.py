@@ -3,7 +3,8 @@ way the control plane republishes it (a new key, ExclusiveAccess, the Holder pol
 with ArgKey and the old key as preempt key), and the old nexus is locked out of both replicas:
 its legs fail with RESERVATION CONFLICT (its local replica it uses through that replica's share,
 for the reservation to hold there too), it shuts itself down without retiring or rebuilding
-anything, its late write is never acknowledged and reaches neither replica.
+anything, the fio --verify writing through it fails, and its late write is never acknowledged
+and reaches neither replica.
 
 Needs nvmet reservations (``resv_enable``, Linux 6.13+) and, because both "nodes" share one
 kernel here, native multipath off (``nvme_core.multipath=N``): with it on, both hosts' controllers
@@ -25,10 +26,10 @@ import pytest
 
 import configfs
 from mayastor.grpc import protos as P
-from mayastor.kernel import dm, nvme_fabrics, nvme_pr
+from mayastor.kernel import nvme_fabrics, nvme_pr
 
 from .daemon import Daemon
-from .util import run, wait_for
+from .util import destroy_all_and_stop, read_direct, replica_dev, run, wait_for
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -79,17 +80,7 @@ def nodes(tmp_path, request):
         for d in made:
             if d.proc is None or d.proc.poll() is not None:
                 d.start(env=ENV)
-        for d in made:
-            c = d.client
-            for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-                c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-        for d in made:
-            c = d.client
-            for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-                c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-            assert d.stop() == 0
-        with dm.DeviceMapper() as ctl:
-            assert [x.name for x in ctl.list_devices() if x.name.startswith("MAYASTOR-fn")] == []
+        destroy_all_and_stop(made, "MAYASTOR-fn")
     except BaseException:
         for d in made:
             d.kill9()
@@ -131,13 +122,9 @@ def assert_held(uri: str, node: str, key: int) -> None:
     assert holder is not None and (holder.hostid, holder.key) == (hostid_of(node), key), st
 
 
-def replica_dev(node: str, ruuid: str) -> str:
-    with dm.DeviceMapper() as ctl:
-        return ctl.info(f"MAYASTOR-{node}-thin-{ruuid}").devnode
-
-
 def pwrite_direct(dev: str, offset: int, data: bytes, out: dict) -> None:
-    """One O_DIRECT write through ``dev``; ``out`` says whether it returned and how."""
+    """One O_DIRECT write through ``dev`` and no flush (util.write_direct's fsync could wait on a
+    nexus that holds I/O); ``out`` says whether it returned and how."""
     import mmap
     buf = mmap.mmap(-1, len(data))
     buf.write(data)
@@ -150,12 +137,6 @@ def pwrite_direct(dev: str, offset: int, data: bytes, out: dict) -> None:
             os.close(fd)
     except OSError as exc:
         out["error"] = exc.errno
-
-
-def read_at(dev: str, offset: int, size: int) -> bytes:
-    with open(dev, "rb", buffering=0) as f:
-        f.seek(offset)
-        return f.read(size)
 
 
 def nexus_of(c, nu: str):
@@ -198,6 +179,14 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     pwrite_direct(dev_a, 0, before, out)
     assert out == {"ok": True}
 
+    # an application keeps writing through it with fio --verify (a region of its own)
+    app_fio = subprocess.Popen(
+        ["fio", "--name=app", f"--filename={dev_a}", "--rw=randwrite", "--bs=4k", "--direct=1", "--ioengine=psync",
+         "--offset=32M", "--size=8M", "--verify=crc32c", "--verify_backlog=64", "--verify_fatal=1",
+         "--time_based", "--runtime=3600"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2)
+    assert app_fio.poll() is None, app_fio.communicate()[0]
+
     # the agent republishes on node 2: new key, no preempt key, ExclusiveAccess, Holder
     nb = U()
     create(c2, vol, nb, [r1.uri, local[r2.uuid]], K2, HOLDER)
@@ -222,10 +211,10 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     assert all(ch.rebuild_progress in (0, -1) for ch in a.children)
     # nothing of it reached either replica: node 2's (the new nexus uses it without nvmet) nor
     # node 1's own, which the old nexus used through its share, so the preempt locked it out too
-    assert read_at(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
-    assert read_at(replica_dev("fn2", r2.uuid), 0, MiB) == before
-    assert read_at(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
-    assert read_at(replica_dev("fn1", r1.uuid), 0, MiB) == before
+    assert read_direct(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
+    assert read_direct(replica_dev("fn2", r2.uuid), 0, MiB) == before
+    assert read_direct(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
+    assert read_direct(replica_dev("fn1", r1.uuid), 0, MiB) == before
     assert not out.get("ok"), out  # failed, or still held by the stopped nexus
 
     # the old nexus goes (its held I/O fails, it never reaches a replica); in one kernel its
@@ -235,13 +224,15 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     writer.join(timeout=120)
     assert not writer.is_alive()
     assert out.get("error"), out  # the held write failed at destroy: never acknowledged
-    assert read_at(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
+    assert read_direct(replica_dev("fn1", r1.uuid), 4 * MiB, len(late)) != late
+    fio_out = app_fio.communicate(timeout=300)[0]
+    assert app_fio.returncode != 0, fio_out  # the application saw its writes fail, none lost silently
 
     # the new nexus serves: fio --verify, no error
     uri_b = c2.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nb, share=1)).nexus.device_uri
     app_b, dev_b = connect(uri_b, APP, APP_ID)
     fio_verify(dev_b)
-    assert read_at(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
+    assert read_direct(replica_dev("fn2", r2.uuid), 4 * MiB, len(late)) != late
 
     # and back to node 1 the other way: ArgKey with the holder's key to preempt
     nc = U()
@@ -254,7 +245,7 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     writer.start()  # B's first write after the preempt: refused on both legs
     wait_for(lambda: nexus_of(c2, nb).state == SHUTDOWN, 120, "nexus B shutting itself down")
     for node, r in (("fn1", r1), ("fn2", r2)):
-        assert read_at(replica_dev(node, r.uuid), 8 * MiB, len(late)) != late
+        assert read_direct(replica_dev(node, r.uuid), 8 * MiB, len(late)) != late
     history = c2.nexus.ListRebuildHistory(P.nexus.ListRebuildHistoryRequest()).histories
     assert nb not in history or not history[nb].records
     nvme_fabrics.disconnect(app_b)
@@ -320,8 +311,8 @@ def test_a_local_replica_shared_while_in_use_moves_the_leg_onto_its_share(nodes,
     writer.start()
     wait_for(lambda: nexus_of(c1, na).state == SHUTDOWN, 180, "the fenced nexus shutting itself down")
     for node, r in (("fn1", r1), ("fn2", r2)):
-        assert read_at(replica_dev(node, r.uuid), 4 * MiB, len(late)) != late
-        assert read_at(replica_dev(node, r.uuid), 0, MiB) == before
+        assert read_direct(replica_dev(node, r.uuid), 4 * MiB, len(late)) != late
+        assert read_direct(replica_dev(node, r.uuid), 0, MiB) == before
     nvme_fabrics.disconnect(app_a)
     c1.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=na))
     writer.join(timeout=120)
@@ -347,12 +338,7 @@ def one_node(tmp_path, request):
     d.start(env=ENV)
     yield d
     try:
-        c = d.client
-        for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-            c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-        for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-        assert d.stop() == 0
+        destroy_all_and_stop((d,), "MAYASTOR-fo1")
     except BaseException:
         d.kill9()
         from .util import force_cleanup

@@ -15,21 +15,15 @@ from google.protobuf.empty_pb2 import Empty
 
 from mayastor._native.scan import crc32c, digest_bytes
 from mayastor.grpc import protos as P
-from mayastor.kernel import dm
 
 from .test_nexus import wait_for
 from .test_nexus_two_nodes import U, data_legs, nodes, replica  # noqa: F401  (nodes: the fixture)
-from .util import code_of, pattern, read_direct, write_direct
+from .util import code_of, pattern, read_direct, replica_dev, write_direct
 
 MiB = 1 << 20
 META = 0  # the raid metadata lives on the nexus's node: nexus offset x is child offset x
 SIZE = 64 * MiB
 NONE, WRITE_ZEROES, UNMAP, WRITE_PATTERN, CHECKSUM = 0, 1, 2, 3, 4
-
-
-def replica_dev(node: str, uuid: str) -> str:
-    with dm.DeviceMapper() as ctl:
-        return ctl.info(f"MAYASTOR-{node}-thin-{uuid}").devnode
 
 
 def jrpc(c, method: str, **params) -> dict:

@@ -96,7 +96,7 @@ def test_a_full_pool_faults_its_child_with_no_space_and_online_brings_it_back(da
                                                                 thin=True)).uri
     k2 = c.replica.CreateReplica(P.replica.CreateReplicaRequest(name=r2, uuid=r2, pooluuid="room", size=32 * MiB,
                                                                 thin=True)).uri
-    from .test_health import replica_dev
+    from .util import replica_dev
     fdev = replica_dev(NODE, filler)
     for off in range(0, 48 * MiB, MiB):  # the pool (60 MiB) now has 12 MiB left
         write_direct(fdev, off, pattern(off, MiB))

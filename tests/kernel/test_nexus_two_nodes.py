@@ -19,7 +19,7 @@ from mayastor.kernel import dm, nvme_fabrics
 
 from .daemon import Daemon
 from .test_nexus import leg_digest, wait_for
-from .util import pattern, read_direct, run
+from .util import destroy_all_and_stop, pattern, read_direct, run
 
 MiB = 1 << 20
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-results")
@@ -51,16 +51,7 @@ def nodes(tmp_path, request):
     for d in (n1, n2):
         if d.proc is None:
             d.start()
-        c = d.client
-        for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
-            c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
-    for d in (n1, n2):
-        c = d.client
-        for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
-            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
-        assert d.stop() == 0
-    with dm.DeviceMapper() as ctl:
-        assert [x.name for x in ctl.list_devices() if x.name.startswith("MAYASTOR-nx")] == []
+    destroy_all_and_stop((n1, n2), "MAYASTOR-nx")
 
 
 def replica(c, tmp_path, node: str, name: str, size: int, share: int = 0):

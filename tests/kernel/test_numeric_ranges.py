@@ -23,8 +23,7 @@ from mayastor.store.models import UInt64
 
 from .daemon import serve
 from .test_bad_input import state
-from .test_health import replica_dev
-from .util import wait_for
+from .util import replica_dev, wait_for
 
 MiB = 1 << 20
 U32_MAX, U64_MAX = (1 << 32) - 1, (1 << 64) - 1

@@ -77,6 +77,32 @@ def code_of(call, *args, **kwargs):
     return None
 
 
+def replica_dev(node: str, uuid: str) -> str:
+    """The block device of a replica of our label+dm-thin pools on ``node``."""
+    from mayastor.kernel import dm
+    with dm.DeviceMapper() as ctl:
+        return ctl.info(f"MAYASTOR-{node}-thin-{uuid}").devnode
+
+
+def destroy_all_and_stop(daemons, dm_prefix: str) -> None:
+    """A test's teardown of running daemons: every nexus first (on every node: a nexus may use
+    another node's replica), then every pool; each daemon exits 0 and no dm device whose name
+    starts with ``dm_prefix`` is left."""
+    from mayastor.grpc import protos as P
+    from mayastor.kernel import dm
+    for d in daemons:
+        c = d.client
+        for n in c.nexus.ListNexus(P.nexus.ListNexusOptions()).nexus_list:
+            c.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=n.uuid))
+    for d in daemons:
+        c = d.client
+        for p in c.pool.ListPools(P.pool.ListPoolOptions()).pools:
+            c.pool.DestroyPool(P.pool.DestroyPoolRequest(name=p.name))
+        assert d.stop() == 0
+    with dm.DeviceMapper() as ctl:
+        assert [x.name for x in ctl.list_devices() if x.name.startswith(dm_prefix)] == []
+
+
 def force_cleanup() -> None:
     """Remove every controller, nvmet object, dm device, nbd connection and loop device (the
     test VM runs nothing else), so that one test's leftovers never fail the next."""
