@@ -107,49 +107,40 @@ class LocalReplica(ChildDevice):
         target = self.ctx.replicas.target
         if row is None or not target.reservations_on(row.name):
             return self.open()  # not shared (nobody else reaches it) or no reservations to fence with
-        opts = self._loopback()
-        target.admit_local(row.name, opts.hostnqn)
+        share = self._share(row.uuid)
+        target.admit_local(row.name, share.hostnqn)
         try:
-            if not self._controllers():
-                try:
-                    nvme_fabrics.connect(opts)
-                except nvme_fabrics.AlreadyConnectedError:
-                    pass
-            return nvme_fabrics.wait_for_namespace(row.uuid, timeout=30, hostnqn=opts.hostnqn).path
-        except KernelError as exc:
-            self.close()
-            raise FailedPrecondition(f"child {self.uri.uri}: cannot open it through its share: {exc}") from None
+            return share.open()
+        except FailedPrecondition:
+            target.release_local(row.name)
+            raise
 
-    def _loopback(self) -> nvme_fabrics.ConnectOptions:
+    def _share(self, row_uuid: str | None = None) -> "Nvmf":
+        """The replica's own share as an NVMe-oF child of this node (the loopback controller)."""
         target = self.ctx.replicas.target
-        ident = host_identity(self.ctx.node)
-        return nvme_fabrics.ConnectOptions(
-            nqn=nqn_for(self.uri.path), traddr=target.address, trsvcid=target.port, hostnqn=ident.hostnqn,
-            hostid=ident.hostid, reconnect_delay=NVMF_RECONNECT_DELAY, ctrl_loss_tmo=NVMF_CTRL_LOSS_TMO,
-            fast_io_fail_tmo=NVMF_FAST_IO_FAIL_TMO, keep_alive_tmo=NVMF_KEEP_ALIVE_TMO)
+        ns_uuid = row_uuid or self.uri.uuid
+        share = Nvmf(ChildUri(uri=target.uri(self.uri.path, ns_uuid or ""), scheme="nvmf", path=nqn_for(self.uri.path),
+                              host=target.address, port=target.port, uuid=ns_uuid), self.ctx)
+        share.namespace_timeout = 30  # the wait for the loopback namespace it has always had
+        return share
 
-    def _controllers(self) -> list[nvme_fabrics.Controller]:
-        o = self._loopback()
-        return nvme_fabrics.find_controllers(o.nqn, o.traddr, str(o.trsvcid), o.hostnqn)
-
-    def _namespace(self):
+    def _share_namespace(self):
         row = self._row()
-        return nvme_fabrics.find_namespace(row.uuid, self._loopback().hostnqn) if row is not None else None
+        return self._share(row.uuid).namespace() if row is not None else None
 
     def close(self) -> None:
-        for c in self._controllers():
-            nvme_fabrics.disconnect(c)
+        self._share().close()
         self.ctx.replicas.target.release_local(self.uri.path)
 
     def fence(self, dev: str, resv: Reservation) -> bool:
-        ns = self._namespace()
+        ns = self._share_namespace()
         if ns is None or ns.path != dev:
             return False  # used through its device-mapper device: not reachable by another host
-        return fence.take(dev, self._loopback().hostid, resv, f"child {self.uri.uri} (through its share)")
+        return fence.take(dev, self._share().hostid, resv, f"child {self.uri.uri} (through its share)")
 
     def fenced(self, resv: Reservation) -> bool:
-        ns = self._namespace()
-        return ns is not None and fence.fenced(ns.path, self._loopback().hostid, resv)
+        ns = self._share_namespace()
+        return ns is not None and fence.fenced(ns.path, self._share().hostid, resv)
 
 
 class FileOrDevice(ChildDevice):
@@ -202,6 +193,16 @@ class Malloc(ChildDevice):
 class Nvmf(ChildDevice):
     """A remote replica through the kernel nvme-tcp host, found by the namespace uuid."""
 
+    namespace_timeout = 10  # seconds from the connect until the namespace's node shows
+
+    @property
+    def hostnqn(self) -> str:
+        return self._opts().hostnqn
+
+    @property
+    def hostid(self) -> str:
+        return self._opts().hostid
+
     def _opts(self) -> nvme_fabrics.ConnectOptions:
         ident = host_identity(self.ctx.node)
         hostnqn = self.uri.params.get("hostnqn") or ident.hostnqn
@@ -226,7 +227,8 @@ class Nvmf(ChildDevice):
             except KernelError as exc:
                 raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
         try:
-            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=10, hostnqn=self._opts().hostnqn).path
+            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=self.namespace_timeout,
+                                                   hostnqn=self._opts().hostnqn).path
         except KernelError as exc:
             self.close()
             raise FailedPrecondition(f"child {self.uri.uri}: {exc}") from None
@@ -235,13 +237,15 @@ class Nvmf(ChildDevice):
         for c in self.controllers():
             nvme_fabrics.disconnect(c)
 
+    def namespace(self) -> nvme_fabrics.NamespaceDevice | None:
+        return nvme_fabrics.find_namespace(self.uri.uuid, self.hostnqn) if self.uri.uuid else None
+
     def fence(self, dev: str, resv: Reservation) -> bool:
-        return fence.take(dev, self._opts().hostid, resv, f"child {self.uri.uri}")
+        return fence.take(dev, self.hostid, resv, f"child {self.uri.uri}")
 
     def fenced(self, resv: Reservation) -> bool:
-        opts = self._opts()
-        ns = nvme_fabrics.find_namespace(self.uri.uuid, opts.hostnqn) if self.uri.uuid else None
-        return ns is not None and fence.fenced(ns.path, opts.hostid, resv)
+        ns = self.namespace()
+        return ns is not None and fence.fenced(ns.path, self.hostid, resv)
 
 
 class Nbd(ChildDevice):

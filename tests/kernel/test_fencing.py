@@ -154,16 +154,31 @@ def create(c, vol: str, nu: str, children: list[str], key: int, policy: int, pre
         resvKey=key, preemptKey=preempt, resvType=EXCLUSIVE_ACCESS, preemptPolicy=policy)).nexus
 
 
+def pool(c, tmp_path, name: str) -> str:
+    c.pool.CreatePool(P.pool.CreatePoolRequest(name=name, disks=[f"aio://{tmp_path}/{name}.img?size_mb=256"]))
+    return name
+
+
+def replica(c, pool_name: str, share: int):
+    return c.replica.CreateReplica(P.replica.CreateReplicaRequest(
+        name=U(), uuid=U(), pooluuid=pool_name, size=SIZE, thin=True, share=share))
+
+
+def write_in_background(dev: str, offset: int) -> tuple[threading.Thread, bytes, dict]:
+    """A 64 KiB write through ``dev`` in a thread of its own (a fenced nexus may hold it): the
+    thread, the data, and its outcome as pwrite_direct records it."""
+    data, out = os.urandom(64 * 1024), {}
+    writer = threading.Thread(target=pwrite_direct, args=(dev, offset, data, out), daemon=True)
+    writer.start()
+    return writer, data, out
+
+
 @pytest.mark.timeout(2400)
 def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     n1, n2 = nodes
     c1, c2 = n1.client, n2.client
-    c1.pool.CreatePool(P.pool.CreatePoolRequest(name="fp1", disks=[f"aio://{tmp_path}/fp1.img?size_mb=256"]))
-    c2.pool.CreatePool(P.pool.CreatePoolRequest(name="fp2", disks=[f"aio://{tmp_path}/fp2.img?size_mb=256"]))
-    r1 = c1.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="fp1", size=SIZE, thin=True, share=1))
-    r2 = c2.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="fp2", size=SIZE, thin=True, share=1))
+    r1 = replica(c1, pool(c1, tmp_path, "fp1"), share=1)
+    r2 = replica(c2, pool(c2, tmp_path, "fp2"), share=1)
     local = {r.uuid: f"bdev:///{r.name}?uuid={r.uuid}" for r in (r1, r2)}
     vol = U()
 
@@ -194,10 +209,7 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     assert_held(r2.uri, "fn2", K2)  # node 2's own replica, through its share
 
     # the old nexus writes once more: the remote leg is refused, the nexus stops by itself
-    late = os.urandom(64 * 1024)
-    out = {}
-    writer = threading.Thread(target=pwrite_direct, args=(dev_a, 4 * MiB, late, out), daemon=True)
-    writer.start()
+    writer, late, out = write_in_background(dev_a, 4 * MiB)
     try:
         wait_for(lambda: nexus_of(c1, na).state == SHUTDOWN, 180, "the fenced nexus shutting itself down")
     except BaseException:
@@ -239,10 +251,7 @@ def test_a_moved_nexus_fences_the_old_one(nodes, tmp_path):
     create(c1, vol, nc, [local[r1.uuid], r2.uri], K3, ARG_KEY, preempt=K2)
     assert_held(r1.uri, "fn1", K3)
     assert_held(r2.uri, "fn1", K3)
-    out = {}
-    late = os.urandom(64 * 1024)
-    writer = threading.Thread(target=pwrite_direct, args=(dev_b, 8 * MiB, late, out), daemon=True)
-    writer.start()  # B's first write after the preempt: refused on both legs
+    writer, late, out = write_in_background(dev_b, 8 * MiB)  # B's first write after: refused on both legs
     wait_for(lambda: nexus_of(c2, nb).state == SHUTDOWN, 120, "nexus B shutting itself down")
     for node, r in (("fn1", r1), ("fn2", r2)):
         assert read_direct(replica_dev(node, r.uuid), 8 * MiB, len(late)) != late
@@ -281,12 +290,8 @@ def test_a_local_replica_shared_while_in_use_moves_the_leg_onto_its_share(nodes,
     from mayastor.host_identity import host_identity
     n1, n2 = nodes
     c1, c2 = n1.client, n2.client
-    c1.pool.CreatePool(P.pool.CreatePoolRequest(name="fs1", disks=[f"aio://{tmp_path}/fs1.img?size_mb=256"]))
-    c2.pool.CreatePool(P.pool.CreatePoolRequest(name="fs2", disks=[f"aio://{tmp_path}/fs2.img?size_mb=256"]))
-    r1 = c1.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="fs1", size=SIZE, thin=True, share=0))
-    r2 = c2.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="fs2", size=SIZE, thin=True, share=1))
+    r1 = replica(c1, pool(c1, tmp_path, "fs1"), share=0)
+    r2 = replica(c2, pool(c2, tmp_path, "fs2"), share=1)
     vol, na = U(), U()
     create(c1, vol, na, [f"bdev:///{r1.name}?uuid={r1.uuid}", r2.uri], K1, HOLDER)
     uri_a = c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=na, share=1)).nexus.device_uri
@@ -305,10 +310,7 @@ def test_a_local_replica_shared_while_in_use_moves_the_leg_onto_its_share(nodes,
     nb = U()
     create(c2, vol, nb, [shared.uri, f"bdev:///{r2.name}?uuid={r2.uuid}"], K2, HOLDER)
     assert_held(shared.uri, "fn2", K2)
-    late = os.urandom(64 * 1024)
-    out = {}
-    writer = threading.Thread(target=pwrite_direct, args=(dev_a, 4 * MiB, late, out), daemon=True)
-    writer.start()
+    writer, late, out = write_in_background(dev_a, 4 * MiB)
     wait_for(lambda: nexus_of(c1, na).state == SHUTDOWN, 180, "the fenced nexus shutting itself down")
     for node, r in (("fn1", r1), ("fn2", r2)):
         assert read_direct(replica_dev(node, r.uuid), 4 * MiB, len(late)) != late
@@ -352,9 +354,8 @@ def test_reservations_asked_for_work_on_every_kernel(one_node, tmp_path):
     holds them on every child; where it has none (before 6.13) the nexus is made all the same,
     fenced only by re-sharing, and the log says so."""
     c = one_node.client
-    c.pool.CreatePool(P.pool.CreatePoolRequest(name="fo", disks=[f"aio://{tmp_path}/fo.img?size_mb=256"]))
-    ra, rb = (c.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=U(), uuid=U(), pooluuid="fo", size=SIZE, thin=True, share=1)) for _ in range(2))
+    fo = pool(c, tmp_path, "fo")
+    ra, rb = replica(c, fo, share=1), replica(c, fo, share=1)
     nu = U()
     create(c, U(), nu, [f"bdev:///{ra.name}?uuid={ra.uuid}", rb.uri], K2, HOLDER)
     assert nexus_of(c, nu).state == 1
