@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import stat
 import struct
@@ -145,3 +146,42 @@ def discard(dev: str, start: int, length: int) -> None:
 def zero_out(dev: str, start: int, length: int) -> None:
     """Make a byte range read as zeros (BLKZEROOUT: write-zeroes offload or zero pages)."""
     _range_ioctl(dev, BLKZEROOUT, start, length)
+
+
+DIRECT_ALIGN = 512  # O_DIRECT wants offset and length aligned to the logical block size (the kernel checks the real one)
+
+
+def read_direct(dev: str, offset: int, length: int) -> bytes:
+    """Read what the device holds, not the page cache: md writes its superblocks with bios of
+    its own, so a page cached by an earlier buffered read or write can be stale."""
+    if offset % DIRECT_ALIGN or length % DIRECT_ALIGN or length <= 0:
+        raise ValueError(f"direct read of {length} bytes at {offset}: not {DIRECT_ALIGN}-byte aligned")
+    buf = mmap.mmap(-1, length)  # page aligned
+    try:
+        fd = os.open(dev, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        try:
+            got = os.preadv(fd, [buf], offset)
+        finally:
+            os.close(fd)
+        return bytes(buf[:got])
+    finally:
+        buf.close()
+
+
+def write_direct(dev: str, offset: int, data: bytes) -> None:
+    """Write through to the device (O_DIRECT, then fsync), leaving no page cached that a later
+    read could take for what the device holds."""
+    if offset % DIRECT_ALIGN or len(data) % DIRECT_ALIGN or not data:
+        raise ValueError(f"direct write of {len(data)} bytes at {offset}: not {DIRECT_ALIGN}-byte aligned")
+    buf = mmap.mmap(-1, len(data))
+    try:
+        buf.write(data)
+        fd = os.open(dev, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        try:
+            if os.pwritev(fd, [buf], offset) != len(data):
+                raise OSError(f"short direct write to {dev}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        buf.close()

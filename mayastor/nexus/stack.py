@@ -150,19 +150,14 @@ class NexusStack:
         return self.ctl.info(name).devnode if self.ctl.exists(name) else None
 
     def leg_has_superblock(self, cid: int) -> bool:
-        path = self.leg_device(cid, "meta")
-        with open(path, "rb", buffering=0) as f:
-            return f.read(4) == RAID_MAGIC
+        """Read past the page cache: md writes its superblocks with its own bios, and a page
+        cached by the wipe below still reads as zeros (a leg in sync then looked new and was
+        loaded with 'rebuild': md recovered it from its peer)."""
+        return block.read_direct(self.leg_device(cid, "meta"), 0, 4096)[:4] == RAID_MAGIC
 
     def wipe_leg_superblock(self, cid: int) -> None:
         """A leg without the magic is a new device to dm-raid; stale superblocks confuse it."""
-        path = self.leg_device(cid, "meta")
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.pwrite(fd, bytes(4096), 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        block.write_direct(self.leg_device(cid, "meta"), 0, bytes(4096))
 
     def remove_leg(self, cid: int) -> None:
         """The leg's devices and its metadata file go (the child leaves the nexus, or the nexus goes)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import subprocess
 import time
 import uuid
+
+from mayastor.kernel import block
 
 TEST_NQN_PREFIX = "nqn.2019-05.io.openebs:test-"
 
@@ -23,30 +24,19 @@ def new_nqn(tag: str = "") -> str:
 
 
 def pattern(seed: int, size: int = 4096) -> bytes:
-    block = f"mayastor-test-block-{seed:08d}|".encode()
-    return (block * (size // len(block) + 1))[:size]
+    unit = f"mayastor-test-block-{seed:08d}|".encode()
+    return (unit * (size // len(unit) + 1))[:size]
 
 
 def write_direct(path: str, offset: int, data: bytes) -> None:
-    """O_DIRECT write through an aligned buffer (bypasses the page cache of ``path``)."""
-    buf = mmap.mmap(-1, len(data))
-    buf.write(data)
-    fd = os.open(path, os.O_RDWR | os.O_DIRECT)
-    try:
-        assert os.pwritev(fd, [buf], offset) == len(data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """O_DIRECT write (bypasses the page cache of ``path``)."""
+    block.write_direct(path, offset, data)
 
 
 def read_direct(path: str, offset: int, size: int) -> bytes:
-    buf = mmap.mmap(-1, size)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    try:
-        assert os.preadv(fd, [buf], offset) == size
-    finally:
-        os.close(fd)
-    return bytes(buf)
+    got = block.read_direct(path, offset, size)
+    assert len(got) == size, f"short read of {path}: {len(got)} of {size} bytes"
+    return got
 
 
 # Waits are stretched: a loaded machine (scripts/test loaded) may be several times slower than the
