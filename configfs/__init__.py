@@ -6,8 +6,15 @@ Knows nothing about pools, replicas or nexuses.
 """
 
 from .ana import ANA_STATES, AnaGroup
-from .errors import (CFSBusyError, CFSError, CFSExistsError, CFSInvalidError, CFSNotFoundError,
-                     CFSNotSupportedError, CFSPermissionError)
+from .errors import (
+    CFSBusyError,
+    CFSError,
+    CFSExistsError,
+    CFSInvalidError,
+    CFSNotFoundError,
+    CFSNotSupportedError,
+    CFSPermissionError,
+)
 from .host import Host
 from .namespace import Namespace
 from .node import NVMET_ROOT, CFSNode
@@ -17,7 +24,21 @@ from .root import Root
 from .subsystem import Subsystem
 
 __all__ = [
-    "ANA_STATES", "AnaGroup", "CFSBusyError", "CFSError", "CFSExistsError", "CFSInvalidError",
-    "CFSNotFoundError", "CFSNotSupportedError", "CFSPermissionError", "CFSNode", "Host", "NVMET_ROOT",
-    "Namespace", "Port", "Referral", "Root", "Subsystem",
+    "ANA_STATES",
+    "NVMET_ROOT",
+    "AnaGroup",
+    "CFSBusyError",
+    "CFSError",
+    "CFSExistsError",
+    "CFSInvalidError",
+    "CFSNode",
+    "CFSNotFoundError",
+    "CFSNotSupportedError",
+    "CFSPermissionError",
+    "Host",
+    "Namespace",
+    "Port",
+    "Referral",
+    "Root",
+    "Subsystem",
 ]

@@ -19,7 +19,7 @@ class AnaGroup(CFSNode):
 
     _state = Attr("ana_state", str)
 
-    def __init__(self, port: "Port", grpid: int, mode: str = "any"):
+    def __init__(self, port: Port, grpid: int, mode: str = "any"):
         self.port = port
         self.grpid = check_ana_grpid(grpid)
         self.path = os.path.join(port.path, "ana_groups", str(grpid))

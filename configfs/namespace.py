@@ -20,7 +20,7 @@ class Namespace(CFSNode):
     buffered_io = Attr("buffered_io", bool, "use the page cache (file backend only)")
     resv_enable = Attr("resv_enable", bool, "NVMe reservations on this namespace (Linux 6.13+; set while disabled)")
 
-    def __init__(self, subsystem: "Subsystem", nsid: int, mode: str = "any"):
+    def __init__(self, subsystem: Subsystem, nsid: int, mode: str = "any"):
         self.subsystem = subsystem
         self.nsid = check_nsid(nsid)
         self.path = os.path.join(subsystem.path, "namespaces", str(nsid))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from mayastor.kernel.kmsg import KmsgCursor
 
@@ -41,7 +42,7 @@ class Attr:
         self.kind = kind
         self.__doc__ = doc or fname
 
-    def __get__(self, obj: "CFSNode | None", owner: type) -> Any:
+    def __get__(self, obj: CFSNode | None, owner: type) -> Any:
         if obj is None:
             return self
         raw = obj.read_attr(self.fname)
@@ -51,7 +52,7 @@ class Attr:
             return int(raw.strip(), 0)
         return raw.strip()
 
-    def __set__(self, obj: "CFSNode", value: Any) -> None:
+    def __set__(self, obj: CFSNode, value: Any) -> None:
         if self.kind is bool:
             text = "1" if value else "0"
         else:
@@ -108,7 +109,7 @@ class CFSNode:
             raise CFSNotSupportedError(f"read {name}", "attribute not offered by this kernel", path)
 
         def read() -> str:
-            with open(path, "r") as f:
+            with open(path) as f:
                 return f.read()
 
         return kernel_op(f"read {name}", path, read)
@@ -132,7 +133,7 @@ class CFSNode:
         """All readable attributes with a prefix, keyed without it (``attr_serial`` -> ``serial``)."""
         out = {}
         for name in self.list_attrs(prefix):
-            out[name[len(prefix):]] = self.read_attr(name).strip()
+            out[name[len(prefix) :]] = self.read_attr(name).strip()
         return out
 
     def write_attr_group(self, prefix: str, values: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import os
 from .ana import AnaGroup
 from .node import NVMET_ROOT, Attr, CFSNode, kernel_op
 from .referral import Referral
-from .validate import check_subsystem_nqn, check_portid
+from .validate import check_portid, check_subsystem_nqn
 
 TRTYPES = ("tcp", "rdma", "fc", "loop")
 ADRFAMS = ("ipv4", "ipv6", "ib", "fc")
@@ -30,8 +30,9 @@ class Port(CFSNode):
         self.path = os.path.join(root, "ports", str(portid))
         self._setup(mode)
 
-    def set_address(self, trtype: str = "tcp", adrfam: str = "ipv4", traddr: str = "",
-                    trsvcid: str | int = 4420, **extra: str) -> None:
+    def set_address(
+        self, trtype: str = "tcp", adrfam: str = "ipv4", traddr: str = "", trsvcid: str | int = 4420, **extra: str
+    ) -> None:
         if trtype not in TRTYPES:
             raise ValueError(f"invalid trtype {trtype!r}: one of {TRTYPES}")
         if adrfam not in ADRFAMS:
@@ -60,8 +61,12 @@ class Port(CFSNode):
         check_subsystem_nqn(nqn)
         target = os.path.join(self.root, "subsystems", nqn)
         link = os.path.join(self.path, "subsystems", nqn)
-        kernel_op("link subsystem to port", link, lambda: os.symlink(target, link),
-                  keywords=("nvmet", "port", "transport", "address"))
+        kernel_op(
+            "link subsystem to port",
+            link,
+            lambda: os.symlink(target, link),
+            keywords=("nvmet", "port", "transport", "address"),
+        )
 
     def remove_subsystem(self, nqn: str) -> None:
         link = os.path.join(self.path, "subsystems", check_subsystem_nqn(nqn))

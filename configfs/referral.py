@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Referral(CFSNode):
     enabled = Attr("enable", bool, "1 publishes the referral in the discovery log")
 
-    def __init__(self, port: "Port", name: str, mode: str = "any"):
+    def __init__(self, port: Port, name: str, mode: str = "any"):
         self.port = port
         self.name = check_plain_name(name, "referral name")
         self.path = os.path.join(port.path, "referrals", name)

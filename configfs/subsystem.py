@@ -9,7 +9,6 @@ from .namespace import Namespace
 from .node import NVMET_ROOT, Attr, CFSNode, kernel_op
 from .validate import check_nqn, check_subsystem_nqn
 
-
 CNTLID_MAX = 0xFFEF  # NVME_CNTLID_MAX: ids above are reserved
 
 

@@ -23,30 +23,37 @@ from . import ramdisk, validate
 from .errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
 from .exports import Export, NvmfTarget
 from .kernel import block, dm
+from .kernel.dm import ensure, remove
 from .kernel.errors import KernelError
 from .nexus.children import ChildContext, device_for
 from .nexus.uri import ChildUri
 from .nexus.uri import parse as parse_uri
-from .kernel.dm import ensure, remove
 from .pool.label_pool import LabelPool
 from .pool.thinpool import Tags
 from .replica.service import SHARE_NONE, SHARE_NVMF
 from .store import Bdev as Row
-from .store import NexusChild as ChildRow
 from .store import Nexus as NexusRow
+from .store import NexusChild as ChildRow
 from .store import Replica as ReplicaRow
 
 log = logging.getLogger(__name__)
 
 KINDS = ("malloc", "null", "aio", "uring")
-PRODUCT = {"malloc": "Malloc disk", "null": "Null disk", "aio": "AIO disk", "uring": "URING disk",
-           "replica": "Logical Volume", "nexus": "Nexus CAS Driver v0.0.1"}
+PRODUCT = {
+    "malloc": "Malloc disk",
+    "null": "Null disk",
+    "aio": "AIO disk",
+    "uring": "URING disk",
+    "replica": "Logical Volume",
+    "nexus": "Nexus CAS Driver v0.0.1",
+}
 RAM_SCOPE = "bdevs/{node}"
 
 
 @dataclass(frozen=True)
 class BdevView:
     """One listed bdev, whatever made it."""
+
     name: str
     uuid: str
     num_blocks: int
@@ -118,8 +125,10 @@ class BdevService:
     def create(self, uri: str) -> BdevView:
         parsed = parse_uri(uri)
         if parsed.scheme not in KINDS:
-            raise InvalidArgument(f"bdev {uri[:200]!r}: {parsed.scheme} devices are not made by CreateBdev here "
-                                  f"(known: {', '.join(KINDS)})")
+            raise InvalidArgument(
+                f"bdev {uri[:200]!r}: {parsed.scheme} devices are not made by CreateBdev here "
+                f"(known: {', '.join(KINDS)})"
+            )
         if parsed.scheme == "null" and parsed.blk_size not in (None, 512):
             raise InvalidArgument(f"bdev {uri[:200]!r}: null devices have 512-byte blocks here")
         name = parsed.path
@@ -147,8 +156,10 @@ class BdevService:
         with self.store.session() as s:
             if s.scalar(select(Row.name).where(Row.name == name)) is not None:
                 raise AlreadyExists(f"bdev {name} already exists")
-            if s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.name == name)) is not None or \
-                    s.scalar(select(NexusRow.uuid).where(NexusRow.name == name)) is not None:
+            if (
+                s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.name == name)) is not None
+                or s.scalar(select(NexusRow.uuid).where(NexusRow.name == name)) is not None
+            ):
                 raise AlreadyExists(f"the name {name} belongs to a replica or nexus (one NQN space)")
 
     def destroy(self, uri_or_name: str) -> None:
@@ -157,8 +168,9 @@ class BdevService:
             raise NotFound(f"bdev {uri_or_name[:200]} not found")
         users = self.nexuses_using(row.name)
         if users:  # io-engine hot-removes the child; here the bdev stays until its nexus lets go
-            raise FailedPrecondition(f"bdev {row.name} is a child of nexus {', '.join(users)}; "
-                                     "remove it from the nexus first")
+            raise FailedPrecondition(
+                f"bdev {row.name} is a child of nexus {', '.join(users)}; remove it from the nexus first"
+            )
         if row.share == SHARE_NVMF:
             self.unshare(row.name)
         try:
@@ -248,8 +260,15 @@ class BdevService:
         dev = self._device_of(row)
         blk = block.logical_block_size(dev)
         share = self.target.uri(row.name, row.uuid) if row.share == SHARE_NVMF else f"bdev:///{row.name}"
-        return BdevView(row.name, row.uuid, block.size_bytes(dev) // blk, blk, _with_uuid(row.uri, row.uuid),
-                        PRODUCT[row.kind], share)
+        return BdevView(
+            row.name,
+            row.uuid,
+            block.size_bytes(dev) // blk,
+            blk,
+            _with_uuid(row.uri, row.uuid),
+            PRODUCT[row.kind],
+            share,
+        )
 
     def list_own(self) -> list[BdevView]:
         with self.store.session() as s:
@@ -272,13 +291,42 @@ def listing(node, name: str | None = None) -> list[BdevView]:
             continue
         for uri, d, entry in zip(pool.reported_disks(), pool.open_disks, pool.label.disks):
             blk = block.logical_block_size(d.device)
-            out.append(BdevView(d.uri.path[1:] if d.uri.is_ram else d.uri.path, entry.disk_uuid,
-                                d.size // blk, blk, uri, PRODUCT[d.uri.scheme], "", "lvol"))
+            out.append(
+                BdevView(
+                    d.uri.path[1:] if d.uri.is_ram else d.uri.path,
+                    entry.disk_uuid,
+                    d.size // blk,
+                    blk,
+                    uri,
+                    PRODUCT[d.uri.scheme],
+                    "",
+                    "lvol",
+                )
+            )
     for v in node.replicas.list(kinds=("replica", "clone", "snapshot")):
         r = v.row
-        out.append(BdevView(r.uuid, r.uuid, r.size // 512, 512, f"bdev:///{r.uuid}?uuid={r.uuid}",
-                            PRODUCT["replica"], v.uri, aliases=f"{v.pool.name}/{r.name}"))
+        out.append(
+            BdevView(
+                r.uuid,
+                r.uuid,
+                r.size // 512,
+                512,
+                f"bdev:///{r.uuid}?uuid={r.uuid}",
+                PRODUCT["replica"],
+                v.uri,
+                aliases=f"{v.pool.name}/{r.name}",
+            )
+        )
     for n in node.nexuses.list():
-        out.append(BdevView(n.row.name, n.row.uuid, n.row.size // 512, 512, f"nexus:///{n.row.name}",
-                            PRODUCT["nexus"], n.device_uri or f"bdev:///{n.row.name}"))
+        out.append(
+            BdevView(
+                n.row.name,
+                n.row.uuid,
+                n.row.size // 512,
+                512,
+                f"nexus:///{n.row.name}",
+                PRODUCT["nexus"],
+                n.device_uri or f"bdev:///{n.row.name}",
+            )
+        )
     return [b for b in out if name is None or b.name == name]

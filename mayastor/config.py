@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 
 import yaml
 
-KNOWN_SECTIONS = ("source", "nvmf_tgt_conf", "nvme_bdev_opts", "bdev_opts", "nexus_opts", "socket_opts",
-                  "iobuf_opts", "eal_opts")
+KNOWN_SECTIONS = (
+    "source",
+    "nvmf_tgt_conf",
+    "nvme_bdev_opts",
+    "bdev_opts",
+    "nexus_opts",
+    "socket_opts",
+    "iobuf_opts",
+    "eal_opts",
+)
 NEXUS_OPTS = ("nvmf_enable", "nvmf_discovery_enable", "nvmf_nexus_port", "nvmf_replica_port")
 
 
@@ -86,8 +94,12 @@ def load_pools(path: str | None) -> list[PoolSpec]:
             raise ConfigError(f"{path}: unknown key {key!r} (expected 'pools')")
     out = []
     for i, p in enumerate(data.get("pools") or []):
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not isinstance(p.get("disks"), list) \
-                or not all(isinstance(d, str) for d in p["disks"]):
+        if (
+            not isinstance(p, dict)
+            or not isinstance(p.get("name"), str)
+            or not isinstance(p.get("disks"), list)
+            or not all(isinstance(d, str) for d in p["disks"])
+        ):
             raise ConfigError(f"{path}: pools[{i}] needs a name and a list of disks")
         out.append(PoolSpec(p["name"], list(p["disks"])))
     return out

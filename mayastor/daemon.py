@@ -22,21 +22,40 @@ from .netaddr import host_port
 log = logging.getLogger("mayastor")
 
 # SPDK-only flags of io-engine: accepted so existing manifests work, ignored with a warning.
-SPDK_FLAGS_WITH_VALUE = (("-l", "--log-components"), ("-m", "--reactor-mask"), ("-s", "--mem-size"),
-                         ("-r", "--rpc-address"), ("--huge-dir",), ("--env-context",),
-                         ("--reactor-freeze-timeout",), ("--bdev-pool-size",), ("--nvme-ctl-pool-size",),
-                         ("-L", "--log-trace-component"), ("-F", "--log-format"), ("-d", "--diagnose-stack"))
+SPDK_FLAGS_WITH_VALUE = (
+    ("-l", "--log-components"),
+    ("-m", "--reactor-mask"),
+    ("-s", "--mem-size"),
+    ("-r", "--rpc-address"),
+    ("--huge-dir",),
+    ("--env-context",),
+    ("--reactor-freeze-timeout",),
+    ("--bdev-pool-size",),
+    ("--nvme-ctl-pool-size",),
+    ("-L", "--log-trace-component"),
+    ("-F", "--log-format"),
+    ("-d", "--diagnose-stack"),
+)
 # the chart's optional switches and io-engine's hidden ones (no reactors, PCI or SPDK channels here)
-SPDK_SWITCHES = (("--reactor-freeze-detection",), ("-u", "--no-pci"), ("--skip-sig-handler",),
-                 ("--enable-io-all-thrd-nexus-channels",), ("--enable-channel-dbg",), ("--bs-cluster-unmap",))
+SPDK_SWITCHES = (
+    ("--reactor-freeze-detection",),
+    ("-u", "--no-pci"),
+    ("--skip-sig-handler",),
+    ("--enable-io-all-thrd-nexus-channels",),
+    ("--enable-channel-dbg",),
+    ("--bs-cluster-unmap",),
+)
 # io-engine flags the chart passes whose feature the kernel target does not have: accepted, and
 # the one log line says why nothing happens (nvmet has no command-retry-delay setting and no
 # persist-through-power-loss; no event bus is fed yet).
-NO_EFFECT_FLAGS = {"--tgt-crdt": "nvmet has no command retry delay setting",
-                   "--ptpl-dir": "nvmet keeps no reservations through power loss",
-                   "--events-url": "events are not published (no NATS client)"}
-NO_EFFECT_SWITCHES = {"--enable-snapshot-rebuild": "SnapshotRebuildRpc is not served (features.snapshotRebuild "
-                                                   "is false)"}
+NO_EFFECT_FLAGS = {
+    "--tgt-crdt": "nvmet has no command retry delay setting",
+    "--ptpl-dir": "nvmet keeps no reservations through power loss",
+    "--events-url": "events are not published (no NATS client)",
+}
+NO_EFFECT_SWITCHES = {
+    "--enable-snapshot-rebuild": "SnapshotRebuildRpc is not served (features.snapshotRebuild is false)"
+}
 
 
 def _dest(prefix: str, flags: tuple[str, ...]) -> str:
@@ -50,30 +69,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=10124, help="gRPC listen port")
     p.add_argument("-N", "--node-name", default=None, help="node name (default: hostname)")
     p.add_argument("-R", "--registration-endpoint", default=None, help="control-plane registration endpoint")
-    p.add_argument("-T", "--tgt-ip", "--target-address", "--tgt-iface", dest="tgt_ip", default=None,
-                   help="IP address nvmet listens on")
+    p.add_argument(
+        "-T",
+        "--tgt-ip",
+        "--target-address",
+        "--tgt-iface",
+        dest="tgt_ip",
+        default=None,
+        help="IP address nvmet listens on",
+    )
     p.add_argument("-y", "--config", default=None, help="config yaml")
     p.add_argument("-P", "--pool-config", "--ps", dest="pool_config", default=None, help="pool yaml")
-    p.add_argument("-p", "--persistent-store", dest="ps_endpoint", default=None, metavar="HOST[:PORT]",
-                   help="etcd endpoint for NexusInfo (the control plane's persistent store; port 2379 by default)")
+    p.add_argument(
+        "-p",
+        "--persistent-store",
+        dest="ps_endpoint",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="etcd endpoint for NexusInfo (the control plane's persistent store; port 2379 by default)",
+    )
     p.add_argument("--ps-timeout", default="10s", help="persistent store operation timeout (1s..60s)")
     p.add_argument("--ps-retries", default="30", help="persistent store operation tries (0..255)")
-    p.add_argument("--enable-rdma", action="store_true",
-                   help="io-engine's RDMA transport: refused (nvmet-rdma listeners are not built yet)")
-    p.add_argument("--enable-lvm", action="store_true", default=os.environ.get("ENABLE_LVM") == "true",
-                   help="serve LVM pools (pool type Lvm; also ENABLE_LVM=true), as io-engine's flag; needs lvm2")
-    p.add_argument("--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)")
+    p.add_argument(
+        "--enable-rdma",
+        action="store_true",
+        help="io-engine's RDMA transport: refused (nvmet-rdma listeners are not built yet)",
+    )
+    p.add_argument(
+        "--enable-lvm",
+        action="store_true",
+        default=os.environ.get("ENABLE_LVM") == "true",
+        help="serve LVM pools (pool type Lvm; also ENABLE_LVM=true), as io-engine's flag; needs lvm2",
+    )
+    p.add_argument(
+        "--api-versions", default="v1", help="comma-separated API versions to register (v0, v1; v1 is served)"
+    )
     p.add_argument("--state-db", default="/var/lib/mayastor/state.db", help="SQLite state file")
-    p.add_argument("--nexus-meta-dir", default=None, metavar="DIR",
-                   help="where nexuses keep their raid metadata (4 MiB per child; default: nexus-meta beside "
-                        "--state-db); it must outlive reboots like the state file")
-    p.add_argument("--disk-dir", action="append", default=[], metavar="DIR",
-                   help="a directory whose regular files may be pool disks or nexus children (repeatable; "
-                        "without it only block devices are accepted)")
-    p.add_argument("--allow-formatted-disks", action="store_true",
-                   help="let pools be created on devices that hold a filesystem or partition table")
-    p.add_argument("--metrics-port", type=int, default=0,
-                   help="serve Prometheus metrics on this port (/metrics), on the gRPC address; 0 = off")
+    p.add_argument(
+        "--nexus-meta-dir",
+        default=None,
+        metavar="DIR",
+        help="where nexuses keep their raid metadata (4 MiB per child; default: nexus-meta beside "
+        "--state-db); it must outlive reboots like the state file",
+    )
+    p.add_argument(
+        "--disk-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory whose regular files may be pool disks or nexus children (repeatable; "
+        "without it only block devices are accepted)",
+    )
+    p.add_argument(
+        "--allow-formatted-disks",
+        action="store_true",
+        help="let pools be created on devices that hold a filesystem or partition table",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port (/metrics), on the gRPC address; 0 = off",
+    )
     p.add_argument("--load-modules", action="store_true", help="modprobe missing modules and mount configfs")
     p.add_argument("--probe-only", action="store_true", help="log the capability probe and exit")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -81,20 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     for flags in SPDK_FLAGS_WITH_VALUE:
         p.add_argument(*flags, dest=_dest("spdk_", flags), default=None, help=argparse.SUPPRESS)
     for flags in SPDK_SWITCHES:
-        p.add_argument(*flags, dest=_dest("spdk_", flags), action="store_const", const="on", default=None,
-                       help=argparse.SUPPRESS)
+        p.add_argument(
+            *flags, dest=_dest("spdk_", flags), action="store_const", const="on", default=None, help=argparse.SUPPRESS
+        )
     for flag in NO_EFFECT_FLAGS:
         p.add_argument(flag, dest=_dest("noeffect_", (flag,)), default=None, help=argparse.SUPPRESS)
     for flag in NO_EFFECT_SWITCHES:
-        p.add_argument(flag, dest=_dest("noeffect_", (flag,)), action="store_const", const="on", default=None,
-                       help=argparse.SUPPRESS)
+        p.add_argument(
+            flag,
+            dest=_dest("noeffect_", (flag,)),
+            action="store_const",
+            const="on",
+            default=None,
+            help=argparse.SUPPRESS,
+        )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     for key, value in vars(args).items():
         if key.startswith("spdk_") and value is not None:
             log.warning("ignoring SPDK-only option %s=%s (no SPDK here)", key[5:], value)
@@ -103,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             log.warning("option %s=%s has no effect here: %s", flag, value, why)
     import faulthandler
+
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack in the log
     log.info("mayastor %s starting", __version__)
     if args.load_modules:
@@ -118,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.probe_only:
         return 0
-    from .config import load_config, load_pools
     from . import persistent_store, registration
+    from .config import load_config, load_pools
     from .host_identity import host_identity
     from .paths import PathPolicy
+
     try:
         grpc_addr = grpc_address(args)
         tgt = target_address(args)
@@ -176,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     node.pools.lvm_enabled = args.enable_lvm
     if args.enable_lvm and not node.pools.lvm_usable():
         log.warning("--enable-lvm: lvm2's tools are not installed; LVM pools are refused")
-    reg = registration.register_request(node_name, registration.dialable_endpoint(grpc_addr, tgt), versions,
-                                        lvm=node.pools.lvm_usable())
+    reg = registration.register_request(
+        node_name, registration.dialable_endpoint(grpc_addr, tgt), versions, lvm=node.pools.lvm_usable()
+    )
     try:  # bound before the reconcile: a port someone else holds stops us before we touch the kernel
         server, port = build_server(node, grpc_addr, reg)
     except (OSError, RuntimeError) as exc:
@@ -199,10 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     node.start_watching()
     log.info("[V1] gRPC server configured at address %s", grpc_addr)
     from . import crashpoint
+
     crashpoint.arm()
     metrics = None
     if args.metrics_port:
         from .metrics import serve as serve_metrics
+
         host = grpc_addr.rsplit(":", 1)[0].strip("[]")
         metrics = serve_metrics(node, host, args.metrics_port)
         log.info("metrics on http://%s:%d/metrics", grpc_addr.rsplit(":", 1)[0], args.metrics_port)
@@ -231,10 +303,15 @@ def rdma_refusal() -> None:
     """--enable-rdma: this daemon opens TCP listeners only. Say whether the kernel could do RDMA
     at all (nvmet-rdma), so the operator knows what is missing; either way a clear ValueError."""
     have = os.path.isdir("/sys/module/nvmet_rdma")
-    raise ValueError("--enable-rdma: " + (
-        "the kernel has nvmet-rdma, but this daemon opens NVMe-oF TCP listeners only; drop the flag"
-        if have else "the kernel has no nvmet-rdma module (modprobe nvmet-rdma), and this daemon "
-        "opens NVMe-oF TCP listeners only; drop the flag"))
+    raise ValueError(
+        "--enable-rdma: "
+        + (
+            "the kernel has nvmet-rdma, but this daemon opens NVMe-oF TCP listeners only; drop the flag"
+            if have
+            else "the kernel has no nvmet-rdma module (modprobe nvmet-rdma), and this daemon "
+            "opens NVMe-oF TCP listeners only; drop the flag"
+        )
+    )
 
 
 def grpc_address(args) -> str:
@@ -275,8 +352,9 @@ def target_address(args) -> str:
 
 def _interface_address(ifname: str | None) -> str | None:
     from pyroute2 import IPRoute
+
     with IPRoute() as ipr:
-        links = {l["index"]: l.get_attr("IFLA_IFNAME") for l in ipr.get_links()}
+        links = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for a in ipr.get_addr(family=2):
             name = links.get(a["index"])
             if (ifname is None and a["scope"] == 0 and name != "lo") or name == ifname:

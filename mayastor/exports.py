@@ -30,8 +30,8 @@ import configfs
 from configfs.errors import CFSError
 
 from .errors import AlreadyExists
-from .validate import NQN_PREFIX
 from .netaddr import host_port
+from .validate import NQN_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Export:
     """What one object exports: its name (the NQN's tail), its uuid (serial seed and namespace
     uuid/nguid), the block device, who may connect, on which TCP ports, and for a nexus its
     controller id range and ANA group (0 = no ANA group)."""
+
     name: str
     uuid: str
     device: str
@@ -101,8 +102,7 @@ class NvmfTarget:
         when it belongs to something else."""
         sub = self._lookup(nqn_for(name))
         if sub is not None and not self._ours(sub, uuid, device):
-            raise AlreadyExists(f"NVMe-oF subsystem {sub.nqn} exists and exports another device; "
-                                "it is left untouched")
+            raise AlreadyExists(f"NVMe-oF subsystem {sub.nqn} exists and exports another device; it is left untouched")
         return sub
 
     def _ours(self, sub: configfs.Subsystem, uuid: str, device: str | None) -> bool:

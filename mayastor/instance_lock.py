@@ -38,8 +38,9 @@ def _take(path: str, what: str) -> int | None:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise AlreadyRunning(f"another mayastor daemon ({holder}) already serves {what} (it holds {path}); "
-                             "one daemon per node") from None
+        raise AlreadyRunning(
+            f"another mayastor daemon ({holder}) already serves {what} (it holds {path}); one daemon per node"
+        ) from None
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
@@ -58,8 +59,10 @@ def acquire(state_db: str, node: str) -> list[int]:
     os.makedirs(os.path.dirname(os.path.abspath(state_db)), exist_ok=True)
     held: list[int] = []
     try:
-        for path, what in ((os.path.join(RUN_DIR, f"node-{node}.lock"), f"node {node}"),
-                           (state_db + ".lock", f"state {state_db}")):
+        for path, what in (
+            (os.path.join(RUN_DIR, f"node-{node}.lock"), f"node {node}"),
+            (state_db + ".lock", f"state {state_db}"),
+        ):
             fd = _take(path, what)
             if fd is not None:
                 held.append(fd)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 from .errors import DeadlineExceeded
 
@@ -57,8 +57,9 @@ class KeyedLocks:
         lock = self._lock(key)
         wait = wait_budget() if timeout is None else timeout
         if not lock.acquire(timeout=wait):
-            raise DeadlineExceeded(f"{key} is busy with another call; gave up after {wait:.3g}s "
-                                   "(the caller's deadline)")
+            raise DeadlineExceeded(
+                f"{key} is busy with another call; gave up after {wait:.3g}s (the caller's deadline)"
+            )
         try:
             yield
         finally:
@@ -80,8 +81,10 @@ class KeyedLocks:
             lock = self._shared_locks.setdefault(key, SharedLock())
         wait = wait_budget()
         if not lock.acquire(exclusive, wait):
-            raise DeadlineExceeded(f"{key} is busy with {'other calls' if exclusive else 'a pool-wide call'}; "
-                                   f"gave up after {wait:.3g}s (the caller's deadline)")
+            raise DeadlineExceeded(
+                f"{key} is busy with {'other calls' if exclusive else 'a pool-wide call'}; "
+                f"gave up after {wait:.3g}s (the caller's deadline)"
+            )
         try:
             yield
         finally:

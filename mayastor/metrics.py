@@ -25,9 +25,11 @@ class NodeCollector:
             st = block.io_stats(self.node.ctl.info(dm_name).devnode)
         except (DmError, OSError):
             return
-        for op, ios, sectors, ticks in (("read", st.read_ios, st.read_sectors, st.read_ticks_ms),
-                                        ("write", st.write_ios, st.write_sectors, st.write_ticks_ms),
-                                        ("unmap", st.discard_ios, st.discard_sectors, st.discard_ticks_ms)):
+        for op, ios, sectors, ticks in (
+            ("read", st.read_ios, st.read_sectors, st.read_ticks_ms),
+            ("write", st.write_ios, st.write_sectors, st.write_ticks_ms),
+            ("unmap", st.discard_ios, st.discard_sectors, st.discard_ticks_ms),
+        ):
             fams[f"{kind}_ops"].add_metric(labels + [op], ios)
             fams[f"{kind}_bytes"].add_metric(labels + [op], sectors * 512)
             fams[f"{kind}_latency"].add_metric(labels + [op], ticks / 1000.0)
@@ -40,18 +42,28 @@ class NodeCollector:
         fams = {}
         for kind, what in (("replica", ["name", "uuid"]), ("nexus", ["name", "uuid"])):
             labels = nl + what + ["op"]
-            fams[f"{kind}_ops"] = CounterMetricFamily(f"mayastor_{kind}_io_ops", f"{kind} I/O operations "
-                                                      "(kernel block statistics)", labels=labels)
-            fams[f"{kind}_bytes"] = CounterMetricFamily(f"mayastor_{kind}_io_bytes", f"{kind} bytes moved",
-                                                        labels=labels)
-            fams[f"{kind}_latency"] = CounterMetricFamily(f"mayastor_{kind}_io_time_seconds",
-                                                          f"{kind} time spent on I/O", labels=labels)
-        nexus_state = GaugeMetricFamily("mayastor_nexus_state", "Nexus state (1 online, 2 degraded, 3 faulted, "
-                                        "4 shutting down, 5 shutdown)", labels=nl + ["name", "uuid"])
-        child_state = GaugeMetricFamily("mayastor_nexus_child_state", "Child state (1 online, 2 degraded, "
-                                        "3 faulted)", labels=nl + ["nexus", "uri", "reason"])
-        progress = GaugeMetricFamily("mayastor_nexus_child_rebuild_progress_percent", "Rebuild progress of a child",
-                                     labels=nl + ["nexus", "uri"])
+            fams[f"{kind}_ops"] = CounterMetricFamily(
+                f"mayastor_{kind}_io_ops", f"{kind} I/O operations (kernel block statistics)", labels=labels
+            )
+            fams[f"{kind}_bytes"] = CounterMetricFamily(
+                f"mayastor_{kind}_io_bytes", f"{kind} bytes moved", labels=labels
+            )
+            fams[f"{kind}_latency"] = CounterMetricFamily(
+                f"mayastor_{kind}_io_time_seconds", f"{kind} time spent on I/O", labels=labels
+            )
+        nexus_state = GaugeMetricFamily(
+            "mayastor_nexus_state",
+            "Nexus state (1 online, 2 degraded, 3 faulted, 4 shutting down, 5 shutdown)",
+            labels=nl + ["name", "uuid"],
+        )
+        child_state = GaugeMetricFamily(
+            "mayastor_nexus_child_state",
+            "Child state (1 online, 2 degraded, 3 faulted)",
+            labels=nl + ["nexus", "uri", "reason"],
+        )
+        progress = GaugeMetricFamily(
+            "mayastor_nexus_child_rebuild_progress_percent", "Rebuild progress of a child", labels=nl + ["nexus", "uri"]
+        )
         rebuilds = GaugeMetricFamily("mayastor_nexus_rebuilds", "Rebuilds running", labels=nl + ["name", "uuid"])
         try:
             for p in node.pools.list():
@@ -66,11 +78,13 @@ class NodeCollector:
                 for k in v.children:
                     if k.position < 0:
                         continue
-                    child_state.add_metric([node.name, r.uuid, k.uri, S.REASON_NAMES.get(k.reason, str(k.reason))],
-                                           S.CHILD_STATE_WIRE.get(k.state, 0))
+                    child_state.add_metric(
+                        [node.name, r.uuid, k.uri, S.REASON_NAMES.get(k.reason, str(k.reason))],
+                        S.CHILD_STATE_WIRE.get(k.state, 0),
+                    )
                     progress.add_metric([node.name, r.uuid, k.uri], v.progress.get(k.uri, 0))
                 self._io(fams, "nexus", [node.name, r.name, r.uuid], node.nexuses.stack(r.uuid).top_name)
-        except Exception:  # noqa: BLE001  a scrape must not take the daemon down
+        except Exception:
             log.exception("metrics scrape failed")
         yield from (cap, used, nexus_state, child_state, progress, rebuilds, *fams.values())
 
@@ -78,6 +92,7 @@ class NodeCollector:
 def serve(node, address: str, port: int):
     """Start the HTTP endpoint (/metrics) in a daemon thread; returns the server."""
     from prometheus_client import start_http_server
+
     registry = CollectorRegistry()
     registry.register(NodeCollector(node))
     server, _thread = start_http_server(port, addr=address, registry=registry)

@@ -6,25 +6,33 @@ import logging
 
 from . import validate
 from .bdevs import BdevService
+from .exports import NvmfTarget
 from .health.service import HealthService
 from .kernel.dm import DeviceMapper
 from .locks import KeyedLocks
 from .nexus.service import NexusService
 from .nexus.watcher import NexusWatcher
+from .paths import PathPolicy
 from .pool.service import PoolService
 from .pool.thinpool import Tags
 from .replica.service import ReplicaService
-from .exports import NvmfTarget
-from .paths import PathPolicy
 from .store.db import Store
 
 log = logging.getLogger(__name__)
 
 
 class Node:
-    def __init__(self, name: str, store: Store, target_address: str, nvmf_port: int = 8420,
-                 nexus_port: int = 4421, paths: PathPolicy | None = None, pstore=None,
-                 meta_dir: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        target_address: str,
+        nvmf_port: int = 8420,
+        nexus_port: int = 4421,
+        paths: PathPolicy | None = None,
+        pstore=None,
+        meta_dir: str | None = None,
+    ):
         self.name = validate.node_name(name)
         self.store = store
         self.ctl = DeviceMapper()
@@ -34,9 +42,20 @@ class Node:
         self.pools = PoolService(store, self.ctl, self.tags, self.locks, self.paths)
         self.target = NvmfTarget(target_address, nvmf_port)
         self.replicas = ReplicaService(store, self.pools, self.target, self.locks)
-        self.nexuses = NexusService(self.name, store, self.ctl, self.tags, self.locks, self.replicas, self.target,
-                                    (nexus_port, nvmf_port), self.pools.loop_tag, self.paths, pstore,
-                                    meta_dir)
+        self.nexuses = NexusService(
+            self.name,
+            store,
+            self.ctl,
+            self.tags,
+            self.locks,
+            self.replicas,
+            self.target,
+            (nexus_port, nvmf_port),
+            self.pools.loop_tag,
+            self.paths,
+            pstore,
+            meta_dir,
+        )
         self.replicas.share_listeners.append(self.nexuses.replica_share_changed)
         self.bdevs = BdevService(store, self.ctl, self.tags, self.target, self.nexuses.ctx)
         self.nexuses.ctx.bdevs = self.bdevs  # bdev:/// children that are CreateBdev's devices
@@ -45,6 +64,7 @@ class Node:
 
     def reconcile(self) -> None:
         from .reconcile import reconcile
+
         reconcile(self)
 
     def healthy(self) -> bool:

@@ -38,6 +38,7 @@ def _under(path: str, tree: str) -> bool:
 class Target:
     """A checked path: ``path`` is what to open (symlinks resolved), ``kind`` "block" or "file",
     ``exists`` False for a file that is to be created."""
+
     path: str
     kind: str
     exists: bool = True
@@ -49,7 +50,7 @@ class PathPolicy:
     allow_formatted: bool = False
 
     @classmethod
-    def of(cls, file_dirs: list[str] | tuple[str, ...] = (), allow_formatted: bool = False) -> "PathPolicy":
+    def of(cls, file_dirs: list[str] | tuple[str, ...] = (), allow_formatted: bool = False) -> PathPolicy:
         dirs = []
         for d in file_dirs:
             real = os.path.realpath(d)
@@ -58,8 +59,9 @@ class PathPolicy:
             dirs.append(real)
         return cls(tuple(dirs), allow_formatted)
 
-    def check(self, path: str, what: str, min_bytes: int, own_holders: str, create: bool = False,
-              pool_disk: bool = False) -> Target:
+    def check(
+        self, path: str, what: str, min_bytes: int, own_holders: str, create: bool = False, pool_disk: bool = False
+    ) -> Target:
         """Raise unless ``path`` may be opened read-write as ``what``. A block device may be held
         only by dm devices whose names start with ``own_holders`` (ours, of the same kind);
         ``create`` allows a missing file in a disk directory; ``pool_disk`` adds the
@@ -77,7 +79,7 @@ class PathPolicy:
             if not create:
                 raise NotFound(f"{what}: no such file {path}") from None
             if not os.path.isdir(os.path.dirname(real)):
-                raise FailedPrecondition(f"{what}: directory of {path} does not exist")
+                raise FailedPrecondition(f"{what}: directory of {path} does not exist") from None
             return Target(real, "file", exists=False)
         if stat.S_ISBLK(st.st_mode):
             self._check_block(real, path, what, st, min_bytes, own_holders, pool_disk)
@@ -87,8 +89,9 @@ class PathPolicy:
             if st.st_nlink != 1:
                 raise InvalidArgument(f"{what}: {path} has {st.st_nlink} hard links; use a file of its own")
             if not min_bytes <= st.st_size <= MAX_FILE_BYTES:
-                raise InvalidArgument(f"{what}: {path} is {st.st_size} bytes; between {min_bytes} and "
-                                      f"{MAX_FILE_BYTES} are usable")
+                raise InvalidArgument(
+                    f"{what}: {path} is {st.st_size} bytes; between {min_bytes} and {MAX_FILE_BYTES} are usable"
+                )
             if pool_disk:
                 self._check_unformatted(real, path, what, st.st_size)
             return Target(real, "file")
@@ -99,11 +102,14 @@ class PathPolicy:
             raise InvalidArgument(f"{what}: {path} is a file under /dev, not a block device")
         if not any(_under(os.path.dirname(real), d) for d in self.file_dirs):
             allowed = ", ".join(self.file_dirs) or "none configured"
-            raise InvalidArgument(f"{what}: regular files are accepted only under the daemon's --disk-dir "
-                                  f"directories ({allowed}); {path} is not")
+            raise InvalidArgument(
+                f"{what}: regular files are accepted only under the daemon's --disk-dir "
+                f"directories ({allowed}); {path} is not"
+            )
 
-    def _check_block(self, real: str, path: str, what: str, st: os.stat_result, min_bytes: int,
-                     own_holders: str, pool_disk: bool) -> None:
+    def _check_block(
+        self, real: str, path: str, what: str, st: os.stat_result, min_bytes: int, own_holders: str, pool_disk: bool
+    ) -> None:
         if not _under(real, "/dev"):
             raise InvalidArgument(f"{what}: block device nodes are accepted only under /dev, not {path}")
         devnum = (os.major(st.st_rdev), os.minor(st.st_rdev))
@@ -118,11 +124,15 @@ class PathPolicy:
             raise InvalidArgument(f"{what}: {path} is {size} bytes; at least {min_bytes} are needed")
         if pool_disk:
             name = block.name_of(real)
-            parts = [p for p in os.listdir(os.path.join(block.SYS_BLOCK, name))
-                     if os.path.exists(os.path.join(block.SYS_BLOCK, name, p, "partition"))]
+            parts = [
+                p
+                for p in os.listdir(os.path.join(block.SYS_BLOCK, name))
+                if os.path.exists(os.path.join(block.SYS_BLOCK, name, p, "partition"))
+            ]
             if parts and not self.allow_formatted:
-                raise FailedPrecondition(f"{what}: {path} has partitions ({', '.join(sorted(parts))}); "
-                                         "give a partition or an empty disk")
+                raise FailedPrecondition(
+                    f"{what}: {path} has partitions ({', '.join(sorted(parts))}); give a partition or an empty disk"
+                )
             self._check_unformatted(real, path, what, size)
 
     def _check_unformatted(self, real: str, path: str, what: str, size: int) -> None:
@@ -130,8 +140,9 @@ class PathPolicy:
             return
         found = signatures(real)
         if found and not _has_our_label(real, size):
-            raise FailedPrecondition(f"{what}: {path} holds {found}; wipe it first (wipefs) or start the "
-                                     "daemon with --allow-formatted-disks")
+            raise FailedPrecondition(
+                f"{what}: {path} holds {found}; wipe it first (wipefs) or start the daemon with --allow-formatted-disks"
+            )
 
 
 def _held_by(holder: str, prefix: str) -> bool:
@@ -146,8 +157,9 @@ def signatures(path: str) -> str:
     """What ``blkid -p`` (a read-only low-level probe) finds on ``path``: e.g. "an ext4 filesystem",
     "a gpt partition table"; "" when it finds nothing."""
     try:
-        r = subprocess.run(["blkid", "-p", "-o", "export", "--", path], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            ["blkid", "-p", "-o", "export", "--", path], capture_output=True, text=True, timeout=120, check=False
+        )
     except FileNotFoundError:
         raise FailedPrecondition("blkid (util-linux) is needed to check disks for existing data") from None
     if r.returncode == 2:  # nothing found
@@ -164,6 +176,7 @@ def signatures(path: str) -> str:
 
 def _has_our_label(path: str, size: int) -> bool:
     from .pool.label import LabelError, read_label
+
     try:
         return read_label(path, size) is not None
     except (LabelError, OSError):

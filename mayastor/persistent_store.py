@@ -28,9 +28,26 @@ DEFAULT_PORT = 2379
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 30
 RETRY_INTERVAL = 1.0
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0,
-          "seconds": 1.0, "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
-          "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+}
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zµ]+)")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 
@@ -50,7 +67,7 @@ def parse_timeout(text: str) -> float:
         if m is None or m.group(2) not in _UNITS:
             raise ValueError(f"--ps-timeout: invalid duration {text!r} (e.g. 10s, 500ms, 1m)")
         total += float(m.group(1)) * _UNITS[m.group(2)]
-        rest = rest[m.end():].lstrip()
+        rest = rest[m.end() :].lstrip()
     return min(max(total, 1.0), 60.0)
 
 
@@ -69,7 +86,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     """``host[:port]``, ``[v6]:port`` or an ``http://`` URL (as the etcd client accepts it)."""
     ep = text.strip()
     if ep.startswith("http://"):
-        ep = ep[len("http://"):].rstrip("/")
+        ep = ep[len("http://") :].rstrip("/")
     if ep.startswith("["):
         host, _, rest = ep[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""
@@ -94,6 +111,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
 
 def _is_ipv6(host: str) -> bool:
     import ipaddress
+
     try:
         return ipaddress.ip_address(host).version == 6
     except ValueError:
@@ -105,9 +123,16 @@ class PersistentStore:
 
     enabled = True
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, interval: float = RETRY_INTERVAL):
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        interval: float = RETRY_INTERVAL,
+    ):
         import etcd3gw
+
         self.endpoint = host_port(host, port)
         self.timeout, self.retries, self.interval = timeout, max(retries, 1), interval
         self._client = etcd3gw.client(host=host, port=port, timeout=timeout)
@@ -119,7 +144,7 @@ class PersistentStore:
             with self._lock:
                 self._client.status()
             return True
-        except Exception:  # etcd3gw raises requests' and its own exceptions alike
+        except Exception:  # noqa: BLE001 - etcd3gw raises requests' and its own exceptions alike
             return False
 
     def wait_until_reachable(self, stop: threading.Event) -> bool:
@@ -127,12 +152,17 @@ class PersistentStore:
         said = False
         while not stop.is_set():
             if self.reachable():
-                log.info("connected to etcd on endpoint %s (put timeout %.0f s, %d tries)", self.endpoint,
-                         self.timeout, self.retries)
+                log.info(
+                    "connected to etcd on endpoint %s (put timeout %.0f s, %d tries)",
+                    self.endpoint,
+                    self.timeout,
+                    self.retries,
+                )
                 return True
             if not said:  # once, not every second
-                log.error("failed to connect to etcd on endpoint %s; retrying every %.0f s", self.endpoint,
-                          self.interval)
+                log.error(
+                    "failed to connect to etcd on endpoint %s; retrying every %.0f s", self.endpoint, self.interval
+                )
                 said = True
             stop.wait(self.interval)
         return False
@@ -148,14 +178,15 @@ class PersistentStore:
                 self.puts += 1
                 log.info("put key %s, value %s in the persistent store", key, text)
                 return
-            except Exception as exc:  # connection refused, timeouts, gateway errors
+            except Exception as exc:  # noqa: BLE001 - connection refused, timeouts, gateway errors
                 last = exc
                 left = self.retries - attempt - 1
                 if left:
                     log.error("persistent store put of %s failed, will retry (%d left): %s", key, left, exc)
                     time.sleep(self.interval)
-        raise StoreUnavailable(f"failed to put {key} in the persistent store at {self.endpoint} "
-                               f"after {self.retries} tries: {last}")
+        raise StoreUnavailable(
+            f"failed to put {key} in the persistent store at {self.endpoint} after {self.retries} tries: {last}"
+        )
 
 
 class NoStore:

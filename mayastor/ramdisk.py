@@ -45,8 +45,11 @@ def ensure_tmpfs(path: str = MALLOC_DIR) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     with open("/proc/mounts") as f:
         mounts = [line.split()[1:3] for line in f]
-    best = max((m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
-               key=lambda m: len(m[0]), default=("/", "?"))
+    best = max(
+        (m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+        key=lambda m: len(m[0]),
+        default=("/", "?"),
+    )
     if best[1] != "tmpfs":
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "mayastor-malloc", path], check=True)
 

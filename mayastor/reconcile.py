@@ -18,15 +18,14 @@ import configfs
 from configfs.errors import CFSError
 
 from .errors import MayastorError
+from .exports import PORT_IDS
 from .kernel import block, loop
-from .kernel.dm import DmError
+from .kernel.dm import DmError, remove
 from .kernel.errors import KernelError
 from .pool.backend import POOL_TYPE_LVM
 from .pool.disk import parse
-from .pool.lvm_tools import LvmError
 from .pool.label import LabelError, read_label, wipe_label
-from .kernel.dm import remove
-from .exports import PORT_IDS
+from .pool.lvm_tools import LvmError
 from .store import Nexus as NexusRow
 from .store import Pool as PoolRow
 from .store import Replica as ReplicaRow
@@ -45,6 +44,7 @@ def reconcile(node) -> None:
             log.error("pool %s (%s) could not be brought back: %s", row.name, row.uuid, exc)
     node.bdevs.bring_up()  # before the nexuses: bdev:/// children may be bdevs
     from .nexus.recover import reconcile_nexuses
+
     reconcile_nexuses(node)
     remove_orphans(node)
 
@@ -114,6 +114,7 @@ def remove_orphans(node) -> None:
         if mine and not expected:
             log.info("removing orphan share %s", sub.nqn)
             sub.delete()
+
     def order(d) -> int:  # nexus top, era, raid, legs; thin devices, thin-pools, the linear areas under them
         kind, _, part = tags.parse(d.name)
         if kind == "nexus":
@@ -174,8 +175,9 @@ def _delete_orphan_thin(node, pool_dev: str, thin_id: int) -> None:
         for pool in node.pools.live.values():
             if not pool.owns_thin_pool(pool_dev):
                 continue
-            claimed = s.scalar(select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid == pool.uuid,
-                                                             ReplicaRow.thin_id == thin_id))
+            claimed = s.scalar(
+                select(ReplicaRow.uuid).where(ReplicaRow.pool_uuid == pool.uuid, ReplicaRow.thin_id == thin_id)
+            )
             if claimed is None:
                 try:
                     pool.delete_orphan_thin(thin_id)

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import grpc
 
 from . import __version__
-from .host_identity import host_identity
 from .grpc import protos as P
+from .host_identity import host_identity
 from .netaddr import host_port
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,10 @@ def agent_target(endpoint: str) -> str:
     return host_port(parts.hostname, parts.port or 50051)
 
 
-def register_request(node: str, endpoint: str, versions: list[int], env=os.environ,
-                     lvm: bool = False) -> "P.registration.RegisterRequest":
-    req = P.registration.RegisterRequest(id=node, grpc_endpoint=endpoint, api_version=versions,
-                                         version=__version__)
+def register_request(
+    node: str, endpoint: str, versions: list[int], env=os.environ, lvm: bool = False
+) -> P.registration.RegisterRequest:
+    req = P.registration.RegisterRequest(id=node, grpc_endpoint=endpoint, api_version=versions, version=__version__)
     req.instance_uuid.value = str(_uuid.uuid4())
     req.hostnqn.value = host_identity(node, env).hostnqn  # the NQN our nexuses connect with
     f = req.features
@@ -100,16 +100,26 @@ class Heartbeat:
         # reconnect at least as often as we beat: gRPC's default backoff grows to 120 s, so after
         # a long outage the node would re-register minutes after the agent is back
         beat_ms = max(100, int(self.interval * 1000))
-        self._channel = grpc.insecure_channel(self.target, options=[
-            ("grpc.initial_reconnect_backoff_ms", min(1000, beat_ms)),
-            ("grpc.min_reconnect_backoff_ms", min(1000, beat_ms)), ("grpc.max_reconnect_backoff_ms", beat_ms)])
+        self._channel = grpc.insecure_channel(
+            self.target,
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", min(1000, beat_ms)),
+                ("grpc.min_reconnect_backoff_ms", min(1000, beat_ms)),
+                ("grpc.max_reconnect_backoff_ms", beat_ms),
+            ],
+        )
         self._stub = P.registration_grpc.RegistrationStub(self._channel)
         self.registered = False
         self._warned = False
 
     def start(self) -> None:
-        log.info("registering node %s (%s) with the control plane at %s every %gs", self.request.id,
-                 self.request.grpc_endpoint, self.target, self.interval)
+        log.info(
+            "registering node %s (%s) with the control plane at %s every %gs",
+            self.request.id,
+            self.request.grpc_endpoint,
+            self.target,
+            self.interval,
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -121,8 +131,12 @@ class Heartbeat:
                 self.registered = True
             except grpc.RpcError as exc:
                 if self.registered or not self._warned:  # once per outage, not at every beat
-                    log.warning("the control plane at %s does not answer (%s); retrying every %gs",
-                                self.target, exc.code().name, self.interval)
+                    log.warning(
+                        "the control plane at %s does not answer (%s); retrying every %gs",
+                        self.target,
+                        exc.code().name,
+                        self.interval,
+                    )
                     self._warned = True
                 self.registered = False
             self._stop.wait(self.interval)

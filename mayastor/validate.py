@@ -29,8 +29,9 @@ def name(value: str, what: str = "name") -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{what} must not be empty")
     if len(value) > NAME_MAX or not _NAME.fullmatch(value):
-        raise InvalidArgument(f"invalid {what} {value[:80]!r}: 1-{NAME_MAX} of [A-Za-z0-9_.:-], "
-                              "starting with a letter or digit")
+        raise InvalidArgument(
+            f"invalid {what} {value[:80]!r}: 1-{NAME_MAX} of [A-Za-z0-9_.:-], starting with a letter or digit"
+        )
     return value
 
 
@@ -43,8 +44,10 @@ def snapshot_name(value: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument("snapshot name must not be empty")
     if len(value) > NAME_MAX or not _SNAPSHOT_NAME.fullmatch(value):
-        raise InvalidArgument(f"invalid snapshot name {value[:80]!r}: 1-{NAME_MAX} of [A-Za-z0-9_.:-] in "
-                              "'/'-separated parts, starting with a letter or digit")
+        raise InvalidArgument(
+            f"invalid snapshot name {value[:80]!r}: 1-{NAME_MAX} of [A-Za-z0-9_.:-] in "
+            "'/'-separated parts, starting with a letter or digit"
+        )
     return value
 
 
@@ -56,8 +59,9 @@ def node_name(value: str) -> str:
 
 def uuid(value: str, what: str = "uuid") -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
-        raise InvalidArgument(f"invalid {what} {value[:80]!r}: expected a UUID like "
-                              "01234567-89ab-cdef-0123-456789abcdef")
+        raise InvalidArgument(
+            f"invalid {what} {value[:80]!r}: expected a UUID like 01234567-89ab-cdef-0123-456789abcdef"
+        )
     return str(_uuid.UUID(value))
 
 

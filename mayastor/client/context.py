@@ -50,7 +50,7 @@ def parse_size(text: str) -> int:
     num, prefix, i, b = m.groups()
     power = "KMGTPE".find(prefix.upper()) + 1 if prefix else 0
     base = 1000 if (b and not i and prefix) else 1024
-    value = float(num) * base ** power
+    value = float(num) * base**power
     if value != int(value):
         raise UsageError(f"invalid size {text!r}: not a whole number of bytes")
     return int(value)
@@ -83,8 +83,9 @@ def set_pool(req, a) -> None:
 
 
 class Context(Stubs):
-    def __init__(self, bind: str, quiet: bool = False, verbose: int = 0, units: str = "b", output: str = "default",
-                 out=None):
+    def __init__(
+        self, bind: str, quiet: bool = False, verbose: int = 0, units: str = "b", output: str = "default", out=None
+    ):
         self.target = endpoint(bind)
         self.verbosity = 0 if quiet else verbose + 1
         self.units_kind = units
@@ -119,8 +120,13 @@ class Context(Stubs):
     @staticmethod
     def to_dict(message) -> dict:
         # as io-engine-client's serde prints prost structs: snake_case names, enums as numbers
-        return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True,
-                             use_integers_for_enums=True, unquote_int64_if_possible=True)
+        return MessageToDict(
+            message,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            use_integers_for_enums=True,
+            unquote_int64_if_possible=True,
+        )
 
     def emit_json(self, message) -> None:
         data = self.to_dict(message) if hasattr(message, "DESCRIPTOR") else message

@@ -16,13 +16,22 @@ EXIT_RPC, EXIT_USAGE = 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="io-engine-client", description="CLI for the io-engine gRPC API (v1)")
-    ap.add_argument("-b", "--bind", default=os.environ.get("MY_POD_IP", "http://127.0.0.1:10124"),
-                    help="the daemon's gRPC address (default http://127.0.0.1:10124; env MY_POD_IP)")
+    ap.add_argument(
+        "-b",
+        "--bind",
+        default=os.environ.get("MY_POD_IP", "http://127.0.0.1:10124"),
+        help="the daemon's gRPC address (default http://127.0.0.1:10124; env MY_POD_IP)",
+    )
     q = ap.add_mutually_exclusive_group()
     q.add_argument("-q", "--quiet", action="store_true", help="records only: no headers, no messages")
     q.add_argument("-v", "--verbose", action="count", default=0, help="more output (repeatable)")
-    ap.add_argument("-u", "--units", choices=("i", "d", "b"), default="b",
-                    help="sizes in binary (i) or decimal (d) units; raw bytes by default")
+    ap.add_argument(
+        "-u",
+        "--units",
+        choices=("i", "d", "b"),
+        default="b",
+        help="sizes in binary (i) or decimal (d) units; raw bytes by default",
+    )
     ap.add_argument("-o", "--output", choices=("default", "json"), default="default")
     sub = ap.add_subparsers(dest="command", required=True, metavar="<command>")
     for module in (pool, replica, nexus, rebuild, snapshot, misc):
@@ -34,6 +43,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
     ap = build_parser()
     try:
         import argcomplete  # shell completion: eval "$(register-python-argcomplete io-engine-client)"
+
         argcomplete.autocomplete(ap)
     except ImportError:
         pass

@@ -68,15 +68,44 @@ def stats(ctx: Context, a) -> None:
         return ctx.emit_json({"stats": [ctx.to_dict(s) for s in items]})
     if not items:
         return ctx.v1(f"No {a.what} stats found")
-    rows = [[s.name, str(s.num_read_ops), ctx.units(s.bytes_read), str(s.num_write_ops), ctx.units(s.bytes_written),
-             str(s.num_unmap_ops), ctx.units(s.bytes_unmapped), _lat(s.read_latency_ticks, s.tick_rate),
-             _lat(s.write_latency_ticks, s.tick_rate), _lat(s.unmap_latency_ticks, s.tick_rate),
-             _lat(s.max_read_latency_ticks, s.tick_rate), _lat(s.min_read_latency_ticks, s.tick_rate),
-             _lat(s.max_write_latency_ticks, s.tick_rate), _lat(s.min_write_latency_ticks, s.tick_rate)]
-            for s in items]
-    ctx.print_list(["NAME", "NUM_RD_OPS", "TOTAL_RD", "NUM_WR_OPS", "TOTAL_WR", "NUM_UNMAP_OPS", "TOTAL_UNMAPPED",
-                    "RD_LAT", "WR_LAT", "UNMAP_LATENCY", "MAX_RD_LAT", "MIN_RD_LAT", "MAX_WR_LAT", "MIN_WR_LAT"],
-                   rows)
+    rows = [
+        [
+            s.name,
+            str(s.num_read_ops),
+            ctx.units(s.bytes_read),
+            str(s.num_write_ops),
+            ctx.units(s.bytes_written),
+            str(s.num_unmap_ops),
+            ctx.units(s.bytes_unmapped),
+            _lat(s.read_latency_ticks, s.tick_rate),
+            _lat(s.write_latency_ticks, s.tick_rate),
+            _lat(s.unmap_latency_ticks, s.tick_rate),
+            _lat(s.max_read_latency_ticks, s.tick_rate),
+            _lat(s.min_read_latency_ticks, s.tick_rate),
+            _lat(s.max_write_latency_ticks, s.tick_rate),
+            _lat(s.min_write_latency_ticks, s.tick_rate),
+        ]
+        for s in items
+    ]
+    ctx.print_list(
+        [
+            "NAME",
+            "NUM_RD_OPS",
+            "TOTAL_RD",
+            "NUM_WR_OPS",
+            "TOTAL_WR",
+            "NUM_UNMAP_OPS",
+            "TOTAL_UNMAPPED",
+            "RD_LAT",
+            "WR_LAT",
+            "UNMAP_LATENCY",
+            "MAX_RD_LAT",
+            "MIN_RD_LAT",
+            "MAX_WR_LAT",
+            "MIN_WR_LAT",
+        ],
+        rows,
+    )
 
 
 def stats_reset(ctx: Context, a) -> None:
@@ -91,11 +120,42 @@ def device_list(ctx: Context, a) -> None:
         return ctx.emit_json(r)
     if not r.devices:
         return ctx.v1("No devices found")
-    rows = [[d.devname, d.devtype, str(d.devmajor), str(d.devminor), ctx.units(d.size * 512),
-             str(d.available).lower(), d.model, d.partition.scheme, d.filesystem.fstype, d.filesystem.uuid,
-             ",".join(d.filesystem.mountpoints), d.devpath, ",".join(d.devlinks)] for d in r.devices]
-    ctx.print_list(["DEVNAME", "DEVTYPE", ">MAJOR", "MINOR", ">SIZE", "AVAILABLE", "MODEL", "PARTTYPE", "FSTYPE",
-                    "FSUUID", "MOUNTPOINTS", "DEVPATH", "DEVLINKS"], rows)
+    rows = [
+        [
+            d.devname,
+            d.devtype,
+            str(d.devmajor),
+            str(d.devminor),
+            ctx.units(d.size * 512),
+            str(d.available).lower(),
+            d.model,
+            d.partition.scheme,
+            d.filesystem.fstype,
+            d.filesystem.uuid,
+            ",".join(d.filesystem.mountpoints),
+            d.devpath,
+            ",".join(d.devlinks),
+        ]
+        for d in r.devices
+    ]
+    ctx.print_list(
+        [
+            "DEVNAME",
+            "DEVTYPE",
+            ">MAJOR",
+            "MINOR",
+            ">SIZE",
+            "AVAILABLE",
+            "MODEL",
+            "PARTTYPE",
+            "FSTYPE",
+            "FSUUID",
+            "MOUNTPOINTS",
+            "DEVPATH",
+            "DEVLINKS",
+        ],
+        rows,
+    )
 
 
 def controller_list(ctx: Context, a) -> None:
@@ -104,9 +164,10 @@ def controller_list(ctx: Context, a) -> None:
         return ctx.emit_json(r)
     if not r.controllers:
         return ctx.v1("No NVMe controllers found")
-    ctx.print_list(["NAME", "STATE", ">SIZE", ">BLKSIZE"],
-                   [[c.name, CONTROLLER_STATES.get(c.state, "?"), ctx.units(c.size), str(c.blk_size)]
-                    for c in r.controllers])
+    ctx.print_list(
+        ["NAME", "STATE", ">SIZE", ">BLKSIZE"],
+        [[c.name, CONTROLLER_STATES.get(c.state, "?"), ctx.units(c.size), str(c.blk_size)] for c in r.controllers],
+    )
 
 
 def controller_stats(ctx: Context, a) -> None:
@@ -115,14 +176,24 @@ def controller_stats(ctx: Context, a) -> None:
     for n in names:
         s = ctx.host.StatNvmeController(P.host.StatNvmeControllerRequest(name=n)).stats
         data.append({"name": n, **ctx.to_dict(s)})
-        rows.append([n, str(s.num_read_ops), str(s.num_write_ops), ctx.units(s.bytes_read), ctx.units(s.bytes_written),
-                     str(s.num_unmap_ops), ctx.units(s.bytes_unmapped)])
+        rows.append(
+            [
+                n,
+                str(s.num_read_ops),
+                str(s.num_write_ops),
+                ctx.units(s.bytes_read),
+                ctx.units(s.bytes_written),
+                str(s.num_unmap_ops),
+                ctx.units(s.bytes_unmapped),
+            ]
+        )
     if ctx.as_json:
         return ctx.emit_json({"controllers": data})
     if not rows:
         return ctx.v1("No NVMe controllers found")
-    ctx.print_list(["NAME", ">NUM_RD_OPS", ">NUM_WR_OPS", ">BYTES_RD", ">BYTES_WR", ">NUM_UNMAP_OPS",
-                    ">BYTES_UNMAPPED"], rows)
+    ctx.print_list(
+        ["NAME", ">NUM_RD_OPS", ">NUM_WR_OPS", ">BYTES_RD", ">BYTES_WR", ">NUM_UNMAP_OPS", ">BYTES_UNMAPPED"], rows
+    )
 
 
 def perf_resource(ctx: Context, a) -> None:
@@ -130,8 +201,10 @@ def perf_resource(ctx: Context, a) -> None:
     if ctx.as_json:
         return ctx.emit_json(r)
     u = r.usage
-    ctx.print_list([">SOFT_FAULTS", ">HARD_FAULTS", ">VOLUNTARY_CSW", ">INVOLUNTARY_CSW"],
-                   [[str(u.soft_faults), str(u.hard_faults), str(u.vol_csw), str(u.invol_csw)]])
+    ctx.print_list(
+        [">SOFT_FAULTS", ">HARD_FAULTS", ">VOLUNTARY_CSW", ">INVOLUNTARY_CSW"],
+        [[str(u.soft_faults), str(u.hard_faults), str(u.vol_csw), str(u.invol_csw)]],
+    )
 
 
 def jsonrpc(ctx: Context, a) -> None:
@@ -158,26 +231,50 @@ def test_inject(ctx: Context, a) -> None:
     else:
         r = ctx.test.ListFaultInjections(P.test.ListFaultInjectionsRequest())
         ctx.emit_json(r) if ctx.as_json else ctx.print_list(
-            ["URI", "DEVICE", "ACTIVE"], [[i.uri, i.device_name, str(i.is_active).lower()] for i in r.injections])
+            ["URI", "DEVICE", "ACTIVE"], [[i.uri, i.device_name, str(i.is_active).lower()] for i in r.injections]
+        )
 
 
 def test_wipe(ctx: Context, a) -> None:
     method = WIPE_METHODS[a.method]
-    req = P.test.WipeReplicaRequest(uuid=a.uuid, wipe_options=P.test.StreamWipeOptions(
-        options=P.test.WipeOptions(wipe_method=method), chunk_size=a.chunk_size))
+    req = P.test.WipeReplicaRequest(
+        uuid=a.uuid,
+        wipe_options=P.test.StreamWipeOptions(options=P.test.WipeOptions(wipe_method=method), chunk_size=a.chunk_size),
+    )
     set_pool(req, a)
     began = time.monotonic()
-    headers = ["UUID", "TOTAL_BYTES", "CHUNK_SIZE", "LAST_CHUNK_SIZE", "TOTAL_CHUNKS", "WIPED_BYTES", "WIPED_CHUNKS",
-               "REMAINING_BYTES", "BANDWIDTH", "CHECKSUM"]
+    headers = [
+        "UUID",
+        "TOTAL_BYTES",
+        "CHUNK_SIZE",
+        "LAST_CHUNK_SIZE",
+        "TOTAL_CHUNKS",
+        "WIPED_BYTES",
+        "WIPED_CHUNKS",
+        "REMAINING_BYTES",
+        "BANDWIDTH",
+        "CHECKSUM",
+    ]
     rows, data = [], []
     for m in ctx.test.WipeReplica(req):
         secs = m.since.seconds + m.since.nanos / 1e9 if m.HasField("since") else 0.0
         bw = f"{ctx.units(int(m.wiped_bytes / secs))}/s" if secs else "-"
         crc = f"{m.crc32:#x}" if m.WhichOneof("checksum") else "-"
         data.append(ctx.to_dict(m))
-        rows.append([m.uuid, ctx.units(m.total_bytes), ctx.units(m.chunk_size), ctx.units(m.last_chunk_size),
-                     str(m.total_chunks), ctx.units(m.wiped_bytes), str(m.wiped_chunks), ctx.units(m.remaining_bytes),
-                     bw, crc])
+        rows.append(
+            [
+                m.uuid,
+                ctx.units(m.total_bytes),
+                ctx.units(m.chunk_size),
+                ctx.units(m.last_chunk_size),
+                str(m.total_chunks),
+                ctx.units(m.wiped_bytes),
+                str(m.wiped_chunks),
+                ctx.units(m.remaining_bytes),
+                bw,
+                crc,
+            ]
+        )
     if ctx.as_json:
         return ctx.emit_json(data)
     if not rows:

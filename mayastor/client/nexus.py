@@ -10,12 +10,30 @@ from .context import Context, UsageError, parse_size
 
 NEXUS_STATES = {0: "unknown", 1: "online", 2: "degraded", 3: "faulted", 4: "shutting_down", 5: "shutdown"}
 CHILD_STATES = {0: "unknown", 1: "online", 2: "degraded", 3: "faulted"}
-REASONS = {0: "none", 1: "init", 2: "closed", 3: "cannot_open", 4: "config_invalid", 5: "rebuild_failed",
-           6: "io_failure", 7: "by_client", 8: "out_of_sync", 9: "no_space", 10: "timed_out", 11: "admin_failed"}
+REASONS = {
+    0: "none",
+    1: "init",
+    2: "closed",
+    3: "cannot_open",
+    4: "config_invalid",
+    5: "rebuild_failed",
+    6: "io_failure",
+    7: "by_client",
+    8: "out_of_sync",
+    9: "no_space",
+    10: "timed_out",
+    11: "admin_failed",
+}
 ANA = {"optimized": 1, "non_optimized": 2, "inaccessible": 3}
 ANA_NAMES = {0: "invalid", 1: "optimized", 2: "non_optimized", 3: "inaccessible", 4: "persistent_loss", 15: "change"}
-RESV_TYPES = ("WriteExclusive", "ExclusiveAccess", "WriteExclusiveRegsOnly", "ExclusiveAccessRegsOnly",
-              "WriteExclusiveAllRegs", "ExclusiveAccessAllRegs")
+RESV_TYPES = (
+    "WriteExclusive",
+    "ExclusiveAccess",
+    "WriteExclusiveRegsOnly",
+    "ExclusiveAccessRegsOnly",
+    "WriteExclusiveAllRegs",
+    "ExclusiveAccessAllRegs",
+)
 CHILD_ACTIONS = {"offline": 0, "online": 1, "fault": 2, "retire": 3}  # retire: OfflinePermanent
 
 
@@ -82,9 +100,17 @@ def _nexus_out(ctx: Context, n, what: str | None = None) -> None:
 
 def create(ctx: Context, a) -> None:
     u = a.uuid or str(_uuid.uuid4())
-    req = P.nexus.CreateNexusRequest(name=a.name or u, uuid=u, size=a.size, minCntlId=a.min_cntlid,
-                                     maxCntlId=a.max_cntlid, resvKey=a.resv_key, preemptKey=a.preempt_key,
-                                     children=a.children, nexusInfoKey=a.nexus_info_key)
+    req = P.nexus.CreateNexusRequest(
+        name=a.name or u,
+        uuid=u,
+        size=a.size,
+        minCntlId=a.min_cntlid,
+        maxCntlId=a.max_cntlid,
+        resvKey=a.resv_key,
+        preemptKey=a.preempt_key,
+        children=a.children,
+        nexusInfoKey=a.nexus_info_key,
+    )
     if a.resv_type:
         req.resvType = P.nexus.NvmeReservation.Value(a.resv_type)
     n = ctx.nexus.CreateNexus(req).nexus
@@ -98,13 +124,17 @@ def destroy(ctx: Context, a) -> None:
 
 
 def shutdown(ctx: Context, a) -> None:
-    _nexus_out(ctx, ctx.nexus.ShutdownNexus(P.nexus.ShutdownNexusRequest(uuid=a.uuid)).nexus,
-               f"nexus: {a.uuid} is shut down")
+    _nexus_out(
+        ctx, ctx.nexus.ShutdownNexus(P.nexus.ShutdownNexusRequest(uuid=a.uuid)).nexus, f"nexus: {a.uuid} is shut down"
+    )
 
 
 def unpublish(ctx: Context, a) -> None:
-    _nexus_out(ctx, ctx.nexus.UnpublishNexus(P.nexus.UnpublishNexusRequest(uuid=a.uuid)).nexus,
-               f"nexus: {a.uuid} is unpublished")
+    _nexus_out(
+        ctx,
+        ctx.nexus.UnpublishNexus(P.nexus.UnpublishNexusRequest(uuid=a.uuid)).nexus,
+        f"nexus: {a.uuid} is unpublished",
+    )
 
 
 def resize(ctx: Context, a) -> None:
@@ -113,8 +143,11 @@ def resize(ctx: Context, a) -> None:
 
 
 def publish(ctx: Context, a) -> None:
-    n = ctx.nexus.PublishNexus(P.nexus.PublishNexusRequest(
-        uuid=a.uuid, key=a.key, share=1 if a.protocol == "nvmf" else 0, allowed_hosts=a.allowed_host)).nexus
+    n = ctx.nexus.PublishNexus(
+        P.nexus.PublishNexusRequest(
+            uuid=a.uuid, key=a.key, share=1 if a.protocol == "nvmf" else 0, allowed_hosts=a.allowed_host
+        )
+    ).nexus
     _nexus_out(ctx, n, n.device_uri)
 
 
@@ -127,8 +160,9 @@ def ana_state(ctx: Context, a) -> None:
 
 
 def add_child(ctx: Context, a) -> None:
-    n = ctx.nexus.AddChildNexus(P.nexus.AddChildNexusRequest(uuid=a.uuid, uri=a.uri,
-                                                             norebuild=a.norebuild == "true")).nexus
+    n = ctx.nexus.AddChildNexus(
+        P.nexus.AddChildNexusRequest(uuid=a.uuid, uri=a.uri, norebuild=a.norebuild == "true")
+    ).nexus
     _nexus_out(ctx, n, a.uri)
 
 
@@ -141,8 +175,9 @@ def child_op(ctx: Context, a) -> None:
     if a.verb == "fault":
         n = ctx.nexus.FaultNexusChild(P.nexus.FaultNexusChildRequest(uuid=a.uuid, uri=a.uri)).nexus
     else:
-        n = ctx.nexus.ChildOperation(P.nexus.ChildOperationRequest(nexus_uuid=a.uuid, uri=a.uri,
-                                                                   action=CHILD_ACTIONS[a.verb])).nexus
+        n = ctx.nexus.ChildOperation(
+            P.nexus.ChildOperationRequest(nexus_uuid=a.uuid, uri=a.uri, action=CHILD_ACTIONS[a.verb])
+        ).nexus
     _nexus_out(ctx, n, f"{a.uri} {a.verb}")
 
 
@@ -174,7 +209,13 @@ def children(ctx: Context, a) -> None:
     n = r.nexus_list[0]
     if ctx.as_json:
         return ctx.emit_json({"children": [ctx.to_dict(c) for c in n.children]})
-    rows = [[c.uri, CHILD_STATES.get(c.state, "?"), REASONS.get(c.state_reason, "?"),
-             c.fault_timestamp.ToJsonString() if c.HasField("fault_timestamp") and c.fault_timestamp.seconds
-             else "-"] for c in n.children]
+    rows = [
+        [
+            c.uri,
+            CHILD_STATES.get(c.state, "?"),
+            REASONS.get(c.state_reason, "?"),
+            c.fault_timestamp.ToJsonString() if c.HasField("fault_timestamp") and c.fault_timestamp.seconds else "-",
+        ]
+        for c in n.children
+    ]
     ctx.print_list(["NAME", "STATE", "REASON", "LAST_FAULTED_AT"], rows)

@@ -53,8 +53,9 @@ def create(ctx: Context, a) -> None:
 
 
 def import_(ctx: Context, a) -> None:
-    r = ctx.pool.ImportPool(P.pool.ImportPoolRequest(name=a.pool, uuid=_wrap(a.uuid), disks=a.disk,
-                                                     pooltype=TYPES[a.type]))
+    r = ctx.pool.ImportPool(
+        P.pool.ImportPoolRequest(name=a.pool, uuid=_wrap(a.uuid), disks=a.disk, pooltype=TYPES[a.type])
+    )
     ctx.emit_json(r) if ctx.as_json else ctx.say(a.pool)
 
 
@@ -95,11 +96,40 @@ def list_(ctx: Context, a) -> None:
     rows = []
     for p in r.pools:
         md = p.md_info if p.HasField("md_info") else None
-        rows.append([p.name, p.uuid, STATES.get(p.state, "unknown"), ctx.units(p.capacity), ctx.units(p.used),
-                     _pct(p.used, p.capacity), ctx.units(p.cluster_size),
-                     ctx.units(p.page_size) if p.HasField("page_size") else "-",
-                     ctx.units(md.md_page_size) if md else "-", str(md.md_pages) if md else "-",
-                     str(md.md_used_pages) if md else "-", _pct(md.md_used_pages, md.md_pages) if md else "-",
-                     " ".join(p.disks), ctx.units(p.disk_capacity)])
-    ctx.print_list(["NAME", "UUID", "STATE", "CAPACITY", "USED", "USED%", "CLUSTER_SIZE", "PAGE_SIZE", "MD_PAGE_SIZE",
-                    "MD_PAGES", "MD_USED_PAGES", "MD_USED%", "DISKS", "DISK_CAPACITY"], rows)
+        rows.append(
+            [
+                p.name,
+                p.uuid,
+                STATES.get(p.state, "unknown"),
+                ctx.units(p.capacity),
+                ctx.units(p.used),
+                _pct(p.used, p.capacity),
+                ctx.units(p.cluster_size),
+                ctx.units(p.page_size) if p.HasField("page_size") else "-",
+                ctx.units(md.md_page_size) if md else "-",
+                str(md.md_pages) if md else "-",
+                str(md.md_used_pages) if md else "-",
+                _pct(md.md_used_pages, md.md_pages) if md else "-",
+                " ".join(p.disks),
+                ctx.units(p.disk_capacity),
+            ]
+        )
+    ctx.print_list(
+        [
+            "NAME",
+            "UUID",
+            "STATE",
+            "CAPACITY",
+            "USED",
+            "USED%",
+            "CLUSTER_SIZE",
+            "PAGE_SIZE",
+            "MD_PAGE_SIZE",
+            "MD_PAGES",
+            "MD_USED_PAGES",
+            "MD_USED%",
+            "DISKS",
+            "DISK_CAPACITY",
+        ],
+        rows,
+    )

@@ -59,11 +59,34 @@ def _stats(ctx: Context, a) -> None:
     r = _stats_of(ctx, a)
     if ctx.as_json:
         return ctx.emit_json(r)
-    ctx.print_list([">TOTAL", ">RECOVERED", ">TRANSFERRED", ">REMAINING", ">PROGRESS", ">BLK_PER_TASK", ">BLK_SIZE",
-                    ">PARTIAL", ">TASKS_TOTAL", ">TASKS_ACTIVE"],
-                   [[str(r.blocks_total), str(r.blocks_recovered), str(r.blocks_transferred), str(r.blocks_remaining),
-                     f"{r.progress}%", str(r.blocks_per_task), str(r.block_size), str(r.is_partial).lower(),
-                     str(r.tasks_total), str(r.tasks_active)]])
+    ctx.print_list(
+        [
+            ">TOTAL",
+            ">RECOVERED",
+            ">TRANSFERRED",
+            ">REMAINING",
+            ">PROGRESS",
+            ">BLK_PER_TASK",
+            ">BLK_SIZE",
+            ">PARTIAL",
+            ">TASKS_TOTAL",
+            ">TASKS_ACTIVE",
+        ],
+        [
+            [
+                str(r.blocks_total),
+                str(r.blocks_recovered),
+                str(r.blocks_transferred),
+                str(r.blocks_remaining),
+                f"{r.progress}%",
+                str(r.blocks_per_task),
+                str(r.block_size),
+                str(r.is_partial).lower(),
+                str(r.tasks_total),
+                str(r.tasks_active),
+            ]
+        ],
+    )
 
 
 def _history(ctx: Context, a) -> None:
@@ -72,8 +95,33 @@ def _history(ctx: Context, a) -> None:
         return ctx.emit_json(r)
     if not r.records:
         return ctx.v1(f"No rebuild history for nexus {a.uuid}")
-    rows = [[h.child_uri, h.src_uri, str(h.blocks_total), str(h.blocks_transferred),
-             JOB_STATES.get(h.state, "?"), str(h.blocks_per_task), str(h.block_size), str(h.is_partial).lower(),
-             h.start_time.ToJsonString(), h.end_time.ToJsonString()] for h in r.records]
-    ctx.print_list(["CHILD", "SOURCE", ">TOTAL", ">TRANSFERRED", ">STATE", ">BLK_PER_TASK", ">BLK_SIZE", ">PARTIAL",
-                    "START", "END"], rows)
+    rows = [
+        [
+            h.child_uri,
+            h.src_uri,
+            str(h.blocks_total),
+            str(h.blocks_transferred),
+            JOB_STATES.get(h.state, "?"),
+            str(h.blocks_per_task),
+            str(h.block_size),
+            str(h.is_partial).lower(),
+            h.start_time.ToJsonString(),
+            h.end_time.ToJsonString(),
+        ]
+        for h in r.records
+    ]
+    ctx.print_list(
+        [
+            "CHILD",
+            "SOURCE",
+            ">TOTAL",
+            ">TRANSFERRED",
+            ">STATE",
+            ">BLK_PER_TASK",
+            ">BLK_SIZE",
+            ">PARTIAL",
+            "START",
+            "END",
+        ],
+        rows,
+    )

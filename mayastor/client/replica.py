@@ -49,9 +49,20 @@ def _print(ctx: Context, r) -> None:
 
 
 def create(ctx: Context, a) -> None:
-    _print(ctx, ctx.replica.CreateReplica(P.replica.CreateReplicaRequest(
-        name=a.name, uuid=a.uuid, pooluuid=a.pool, size=a.size, thin=a.thin, share=PROTOCOLS[a.protocol],
-        allowed_hosts=a.allowed_host)))
+    _print(
+        ctx,
+        ctx.replica.CreateReplica(
+            P.replica.CreateReplicaRequest(
+                name=a.name,
+                uuid=a.uuid,
+                pooluuid=a.pool,
+                size=a.size,
+                thin=a.thin,
+                share=PROTOCOLS[a.protocol],
+                allowed_hosts=a.allowed_host,
+            )
+        ),
+    )
 
 
 def destroy(ctx: Context, a) -> None:
@@ -63,8 +74,12 @@ def destroy(ctx: Context, a) -> None:
 
 
 def share(ctx: Context, a) -> None:
-    _print(ctx, ctx.replica.ShareReplica(P.replica.ShareReplicaRequest(
-        uuid=a.uuid, share=PROTOCOLS[a.protocol], allowed_hosts=a.allowed_host)))
+    _print(
+        ctx,
+        ctx.replica.ShareReplica(
+            P.replica.ShareReplicaRequest(uuid=a.uuid, share=PROTOCOLS[a.protocol], allowed_hosts=a.allowed_host)
+        ),
+    )
 
 
 def unshare(ctx: Context, a) -> None:
@@ -77,8 +92,9 @@ def resize(ctx: Context, a) -> None:
 
 
 def _all(ctx: Context):
-    return ctx.replica.ListReplicas(P.replica.ListReplicaOptions(
-        query=P.replica.ListReplicaOptions.Query(replica=True, snapshot=True, clone=True)))
+    return ctx.replica.ListReplicas(
+        P.replica.ListReplicaOptions(query=P.replica.ListReplicaOptions.Query(replica=True, snapshot=True, clone=True))
+    )
 
 
 def list_(ctx: Context, a) -> None:
@@ -89,12 +105,42 @@ def list_(ctx: Context, a) -> None:
         return ctx.emit_json(r)
     if not r.replicas:
         return ctx.v1("No replicas found")
-    rows = [[x.poolname, x.name, x.uuid, str(x.thin).lower(), SHARE_NAMES.get(x.share, "?"), ctx.units(x.size),
-             ctx.units(x.usage.capacity_bytes), ctx.units(x.usage.allocated_bytes), x.uri,
-             str(x.is_snapshot).lower(), str(x.is_clone).lower(), ctx.units(x.usage.allocated_bytes_snapshots),
-             ctx.units(x.usage.allocated_bytes_snapshot_from_clone)] for x in r.replicas]
-    ctx.print_list(["POOL", "NAME", "UUID", ">THIN", ">SHARE", ">SIZE", ">CAP", ">ALLOC", "URI", "IS_SNAPSHOT",
-                    "IS_CLONE", "SNAP_ANCESTOR_SIZE", "CLONE_SNAP_ANCESTOR_SIZE"], rows)
+    rows = [
+        [
+            x.poolname,
+            x.name,
+            x.uuid,
+            str(x.thin).lower(),
+            SHARE_NAMES.get(x.share, "?"),
+            ctx.units(x.size),
+            ctx.units(x.usage.capacity_bytes),
+            ctx.units(x.usage.allocated_bytes),
+            x.uri,
+            str(x.is_snapshot).lower(),
+            str(x.is_clone).lower(),
+            ctx.units(x.usage.allocated_bytes_snapshots),
+            ctx.units(x.usage.allocated_bytes_snapshot_from_clone),
+        ]
+        for x in r.replicas
+    ]
+    ctx.print_list(
+        [
+            "POOL",
+            "NAME",
+            "UUID",
+            ">THIN",
+            ">SHARE",
+            ">SIZE",
+            ">CAP",
+            ">ALLOC",
+            "URI",
+            "IS_SNAPSHOT",
+            "IS_CLONE",
+            "SNAP_ANCESTOR_SIZE",
+            "CLONE_SNAP_ANCESTOR_SIZE",
+        ],
+        rows,
+    )
 
 
 def stats(ctx: Context, a) -> None:
@@ -105,8 +151,16 @@ def stats(ctx: Context, a) -> None:
     rows = []
     for s in r.stats:
         pool, name = names.get(s.stats.uuid, ("?", s.stats.name))
-        rows.append([pool, name, str(s.stats.num_read_ops), str(s.stats.num_write_ops),
-                     ctx.units(s.stats.bytes_read), ctx.units(s.stats.bytes_written)])
+        rows.append(
+            [
+                pool,
+                name,
+                str(s.stats.num_read_ops),
+                str(s.stats.num_write_ops),
+                ctx.units(s.stats.bytes_read),
+                ctx.units(s.stats.bytes_written),
+            ]
+        )
     if not rows:
         return ctx.v1("No replicas found")
     ctx.print_list(["POOL", "NAME", "RDCNT", "WRCNT", "RDBYTES", "WRBYTES"], rows)

@@ -36,9 +36,15 @@ def register(sub) -> None:
 
 
 def create_for_replica(ctx: Context, a) -> None:
-    r = ctx.snapshot.CreateReplicaSnapshot(P.snapshot.CreateReplicaSnapshotRequest(
-        replica_uuid=a.replica_uuid, snapshot_uuid=a.snapshot_uuid, snapshot_name=a.snapshot_name,
-        entity_id=a.entity_id, txn_id=a.txn_id))
+    r = ctx.snapshot.CreateReplicaSnapshot(
+        P.snapshot.CreateReplicaSnapshotRequest(
+            replica_uuid=a.replica_uuid,
+            snapshot_uuid=a.snapshot_uuid,
+            snapshot_name=a.snapshot_name,
+            entity_id=a.entity_id,
+            txn_id=a.txn_id,
+        )
+    )
     ctx.emit_json(r) if ctx.as_json else _table(ctx, [r.snapshot])
 
 
@@ -50,28 +56,69 @@ def create_for_nexus(ctx: Context, a) -> None:
         if su:
             d.snapshot_uuid = su
         reps.append(d)
-    r = ctx.snapshot.CreateNexusSnapshot(P.snapshot.NexusCreateSnapshotRequest(
-        nexus_uuid=a.nexus_uuid, entity_id=a.entity_id, txn_id=a.txn_id, snapshot_name=a.snapshot_name,
-        replicas=reps))
+    r = ctx.snapshot.CreateNexusSnapshot(
+        P.snapshot.NexusCreateSnapshotRequest(
+            nexus_uuid=a.nexus_uuid,
+            entity_id=a.entity_id,
+            txn_id=a.txn_id,
+            snapshot_name=a.snapshot_name,
+            replicas=reps,
+        )
+    )
     if ctx.as_json:
         return ctx.emit_json(r)
-    ctx.print_list(["REPLICA", "STATUS"], [[x.replica_uuid, str(x.status_code)] for x in r.replicas_done] +
-                   [[x, "skipped"] for x in r.replicas_skipped])
+    ctx.print_list(
+        ["REPLICA", "STATUS"],
+        [[x.replica_uuid, str(x.status_code)] for x in r.replicas_done] + [[x, "skipped"] for x in r.replicas_skipped],
+    )
 
 
 def create_clone(ctx: Context, a) -> None:
-    r = ctx.snapshot.CreateSnapshotClone(P.snapshot.CreateSnapshotCloneRequest(
-        snapshot_uuid=a.snapshot_uuid, clone_name=a.clone_name, clone_uuid=a.clone_uuid))
+    r = ctx.snapshot.CreateSnapshotClone(
+        P.snapshot.CreateSnapshotCloneRequest(
+            snapshot_uuid=a.snapshot_uuid, clone_name=a.clone_name, clone_uuid=a.clone_uuid
+        )
+    )
     ctx.emit_json(r) if ctx.as_json else ctx.say(r.uri)
 
 
 def _table(ctx: Context, snaps) -> None:
-    rows = [[s.snapshot_uuid, s.snapshot_name, ctx.units(s.snapshot_size), s.timestamp.ToJsonString(),
-             str(s.num_clones), s.source_uuid, ctx.units(s.source_size), s.pool_uuid, s.entity_id, s.txn_id,
-             str(s.valid_snapshot).lower(), str(s.discarded_snapshot).lower(), ctx.units(s.referenced_bytes)]
-            for s in snaps]
-    ctx.print_list(["SNAP_UUID", "SNAP_NAME", "SNAP_SIZE", "CREATE_TIME", "CLONES", "SOURCE_UUID", "SOURCE_SIZE",
-                    "POOL_UUID", "ENTITY_ID", "TXN_ID", "VALID_SNAPSHOT", "DISCARD_SNAPSHOT", "ANCESTOR_SIZE"], rows)
+    rows = [
+        [
+            s.snapshot_uuid,
+            s.snapshot_name,
+            ctx.units(s.snapshot_size),
+            s.timestamp.ToJsonString(),
+            str(s.num_clones),
+            s.source_uuid,
+            ctx.units(s.source_size),
+            s.pool_uuid,
+            s.entity_id,
+            s.txn_id,
+            str(s.valid_snapshot).lower(),
+            str(s.discarded_snapshot).lower(),
+            ctx.units(s.referenced_bytes),
+        ]
+        for s in snaps
+    ]
+    ctx.print_list(
+        [
+            "SNAP_UUID",
+            "SNAP_NAME",
+            "SNAP_SIZE",
+            "CREATE_TIME",
+            "CLONES",
+            "SOURCE_UUID",
+            "SOURCE_SIZE",
+            "POOL_UUID",
+            "ENTITY_ID",
+            "TXN_ID",
+            "VALID_SNAPSHOT",
+            "DISCARD_SNAPSHOT",
+            "ANCESTOR_SIZE",
+        ],
+        rows,
+    )
 
 
 def list_(ctx: Context, a) -> None:
@@ -97,9 +144,13 @@ def list_clone(ctx: Context, a) -> None:
         return ctx.emit_json(r)
     if not r.replicas:
         return ctx.v1("No clones found")
-    ctx.print_list(["POOL", "NAME", "UUID", ">SIZE", ">SHARE", "URI", "SNAPSHOT_UUID"],
-                   [[x.poolname, x.name, x.uuid, ctx.units(x.size), SHARE_NAMES.get(x.share, "?"), x.uri,
-                     x.snapshot_uuid] for x in r.replicas])
+    ctx.print_list(
+        ["POOL", "NAME", "UUID", ">SIZE", ">SHARE", "URI", "SNAPSHOT_UUID"],
+        [
+            [x.poolname, x.name, x.uuid, ctx.units(x.size), SHARE_NAMES.get(x.share, "?"), x.uri, x.snapshot_uuid]
+            for x in r.replicas
+        ],
+    )
 
 
 def destroy(ctx: Context, a) -> None:

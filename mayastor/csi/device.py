@@ -22,6 +22,7 @@ _UUID_NQN = nvme_fabrics.UUID_NQN_PREFIX
 @dataclass(frozen=True)
 class Tuning:
     """Connect options from the plugin's flags; a URI's own values win."""
+
     nr_io_queues: int | None = None
     ctrl_loss_tmo: int | None = None
     keep_alive_tmo: int | None = None
@@ -48,7 +49,7 @@ def _host_identity(hostnqn: str) -> tuple[str, str]:
         return ident.hostnqn, ident.hostid
     if hostnqn.startswith(_UUID_NQN):
         try:
-            return hostnqn, str(_uuid.UUID(hostnqn[len(_UUID_NQN):]))
+            return hostnqn, str(_uuid.UUID(hostnqn[len(_UUID_NQN) :]))
         except ValueError:
             pass
     return hostnqn, str(_uuid.uuid5(_uuid.NAMESPACE_URL, hostnqn))  # stable per host NQN
@@ -80,11 +81,16 @@ def attach(uri: VolumeUri, tuning: Tuning, timeout: float = 30.0) -> tuple[Devic
     if not _live_controllers(uri):
         hostnqn, hostid = _host_identity(uri.hostnqn)
         opts = nvme_fabrics.ConnectOptions(
-            uri.nqn, uri.host, uri.port, hostnqn=hostnqn, hostid=hostid,
+            uri.nqn,
+            uri.host,
+            uri.port,
+            hostnqn=hostnqn,
+            hostid=hostid,
             nr_io_queues=uri.options.get("nr_io_queues", tuning.nr_io_queues),
             ctrl_loss_tmo=uri.options.get("ctrl_loss_tmo", tuning.ctrl_loss_tmo),
             keep_alive_tmo=uri.options.get("keep_alive_tmo", tuning.keep_alive_tmo),
-            reconnect_delay=uri.options.get("reconnect_delay"))
+            reconnect_delay=uri.options.get("reconnect_delay"),
+        )
         try:
             nvme_fabrics.connect(opts)
             created = True
@@ -168,6 +174,5 @@ def grow_to(volume: str, dev: Device, required: int, timeout: float = 15.0) -> i
         for c in nvme_fabrics.find_controllers(subsystem_nqn(volume)):
             nvme_fabrics.rescan(c)
         if time.monotonic() > deadline:
-            raise FailedPrecondition(f"volume {volume} is {size} bytes, {required} asked: "
-                                     "resize the nexus first")
+            raise FailedPrecondition(f"volume {volume} is {size} bytes, {required} asked: resize the nexus first")
         time.sleep(0.2)

@@ -20,7 +20,7 @@ MOUNT_OPTIONS = {"xfs": ["nouuid"]}
 def run_tool(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
     """Run a node tool (mkfs, mount, ...); a failure is one INTERNAL error with its last words."""
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
         raise FailedPrecondition(f"{cmd[0]} is not installed on this node") from None
     if res.returncode != 0:
@@ -30,8 +30,13 @@ def run_tool(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProces
 
 def probe(device: str) -> str | None:
     """The filesystem type on ``device`` (blkid's low-level probe, no cache), None when blank."""
-    res = subprocess.run(["blkid", "-p", "-s", "TYPE", "-o", "value", "--", device],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        ["blkid", "-p", "-s", "TYPE", "-o", "value", "--", device],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if res.returncode == 2:  # nothing recognised
         return None
     if res.returncode != 0:

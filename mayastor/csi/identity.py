@@ -20,10 +20,12 @@ class Identity(csi_grpc.IdentityServicer):
     @rpc
     def GetPluginCapabilities(self, request, context):
         cap = csi.PluginCapability
-        return csi.GetPluginCapabilitiesResponse(capabilities=[
-            cap(service=cap.Service(type=cap.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS)),
-            cap(volume_expansion=cap.VolumeExpansion(type=cap.VolumeExpansion.ONLINE)),
-        ])
+        return csi.GetPluginCapabilitiesResponse(
+            capabilities=[
+                cap(service=cap.Service(type=cap.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS)),
+                cap(volume_expansion=cap.VolumeExpansion(type=cap.VolumeExpansion.ONLINE)),
+            ]
+        )
 
     @rpc
     def Probe(self, request, context):

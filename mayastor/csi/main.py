@@ -30,18 +30,30 @@ NVME_CORE_IO_TIMEOUT = "/sys/module/nvme_core/parameters/io_timeout"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="mayastor-csi", description="CSI node plugin for mayastor volumes")
     ap.add_argument("--csi-socket", default=DEFAULT_SOCKET, help="unix socket kubelet talks to")
-    ap.add_argument("--node-name", default=os.environ.get("MY_NODE_NAME") or socket.gethostname(),
-                    help="this node's id in NodeGetInfo (default: $MY_NODE_NAME or the host name)")
-    ap.add_argument("--nvme-core-io-timeout", type=int, metavar="SECONDS",
-                    help="set nvme_core's io_timeout module parameter at start")
+    ap.add_argument(
+        "--node-name",
+        default=os.environ.get("MY_NODE_NAME") or socket.gethostname(),
+        help="this node's id in NodeGetInfo (default: $MY_NODE_NAME or the host name)",
+    )
+    ap.add_argument(
+        "--nvme-core-io-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="set nvme_core's io_timeout module parameter at start",
+    )
     ap.add_argument("--nvme-io-timeout", type=int, metavar="MS", help="io_timeout of each attached volume")
     ap.add_argument("--nvme-nr-io-queues", type=int, help="I/O queues per NVMe-oF connection")
     ap.add_argument("--nvme-ctrl-loss-tmo", type=int, metavar="SECONDS", help="ctrl_loss_tmo of connections")
     ap.add_argument("--nvme-keep-alive-tmo", type=int, metavar="SECONDS", help="keep_alive_tmo of connections")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    for key in ("nvme_core_io_timeout", "nvme_io_timeout", "nvme_nr_io_queues", "nvme_ctrl_loss_tmo",
-                "nvme_keep_alive_tmo"):
+    for key in (
+        "nvme_core_io_timeout",
+        "nvme_io_timeout",
+        "nvme_nr_io_queues",
+        "nvme_ctrl_loss_tmo",
+        "nvme_keep_alive_tmo",
+    ):
         value = getattr(args, key)
         if value is not None and not 0 <= value <= 1 << 20:
             ap.error(f"--{key.replace('_', '-')} must be between 0 and {1 << 20}")
@@ -68,8 +80,7 @@ def _prepare_socket(path: str) -> None:
 
 def build_server(args: argparse.Namespace) -> grpc.Server:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="csi"))
-    tuning = Tuning(args.nvme_nr_io_queues, args.nvme_ctrl_loss_tmo, args.nvme_keep_alive_tmo,
-                    args.nvme_io_timeout)
+    tuning = Tuning(args.nvme_nr_io_queues, args.nvme_ctrl_loss_tmo, args.nvme_keep_alive_tmo, args.nvme_io_timeout)
     csi_grpc.add_IdentityServicer_to_server(Identity(), server)
     csi_grpc.add_NodeServicer_to_server(Node(args.node_name, tuning), server)
     _prepare_socket(args.csi_socket)
@@ -80,8 +91,11 @@ def build_server(args: argparse.Namespace) -> grpc.Server:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if args.nvme_core_io_timeout is not None:
         with open(NVME_CORE_IO_TIMEOUT, "w") as f:
             f.write(str(args.nvme_core_io_timeout))

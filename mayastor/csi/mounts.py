@@ -14,8 +14,11 @@ from .filesystems import run_tool
 def of_device(devnum: tuple[int, int], dev_name: str, mounts: list[Mount] | None = None) -> list[Mount]:
     """Every mount of a volume: those of its filesystem (``devnum`` as mountinfo shows it) and bind
     mounts of its device node ``dev_name``."""
-    return [m for m in (read() if mounts is None else mounts)
-            if m.devnum == devnum or (dev_name and m.fs_type == "devtmpfs" and m.root == f"/{dev_name}")]
+    return [
+        m
+        for m in (read() if mounts is None else mounts)
+        if m.devnum == devnum or (dev_name and m.fs_type == "devtmpfs" and m.root == f"/{dev_name}")
+    ]
 
 
 def mount(source: str, target: str, fs_type: str, options: list[str]) -> None:

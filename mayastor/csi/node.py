@@ -40,15 +40,21 @@ class Node(csi_grpc.NodeServicer):
     # info -----------------------------------------------------------------------------------------
     @rpc
     def NodeGetInfo(self, request, context):
-        return csi.NodeGetInfoResponse(node_id=self.node_name, max_volumes_per_node=0,
-                                       accessible_topology=csi.Topology(segments={TOPOLOGY_KEY: self.node_name}))
+        return csi.NodeGetInfoResponse(
+            node_id=self.node_name,
+            max_volumes_per_node=0,
+            accessible_topology=csi.Topology(segments={TOPOLOGY_KEY: self.node_name}),
+        )
 
     @rpc
     def NodeGetCapabilities(self, request, context):
         rpc_type = csi.NodeServiceCapability.RPC
-        return csi.NodeGetCapabilitiesResponse(capabilities=[
-            csi.NodeServiceCapability(rpc=rpc_type(type=t))
-            for t in (rpc_type.STAGE_UNSTAGE_VOLUME, rpc_type.GET_VOLUME_STATS, rpc_type.EXPAND_VOLUME)])
+        return csi.NodeGetCapabilitiesResponse(
+            capabilities=[
+                csi.NodeServiceCapability(rpc=rpc_type(type=t))
+                for t in (rpc_type.STAGE_UNSTAGE_VOLUME, rpc_type.GET_VOLUME_STATS, rpc_type.EXPAND_VOLUME)
+            ]
+        )
 
     # what is mounted where ------------------------------------------------------------------------
     def _mounted_volume(self, path: str) -> tuple[mounts.Mount, Device | None, str | None] | None:
@@ -179,8 +185,10 @@ class Node(csi_grpc.NodeServicer):
                 if other is None or other.devnum != dev.devnum:
                     raise AlreadyExists(f"{target} already holds another volume ({owner or m.source})")
                 if m.read_only != read_only:
-                    raise AlreadyExists(f"volume {volume} is published at {target} "
-                                        f"{'read-only' if m.read_only else 'read-write'} already")
+                    raise AlreadyExists(
+                        f"volume {volume} is published at {target} "
+                        f"{'read-only' if m.read_only else 'read-write'} already"
+                    )
                 return csi.NodePublishVolumeResponse()
             if cap.block:
                 mounts.ensure_file(target)
@@ -213,11 +221,18 @@ class Node(csi_grpc.NodeServicer):
         if m.fs_type == "devtmpfs":
             return csi.NodeGetVolumeStatsResponse(usage=[usage(total=dev.size, unit=usage.BYTES)])
         st = os.statvfs(path)
-        stats = [usage(total=st.f_blocks * st.f_frsize, available=st.f_bavail * st.f_frsize,
-                       used=(st.f_blocks - st.f_bfree) * st.f_frsize, unit=usage.BYTES)]
+        stats = [
+            usage(
+                total=st.f_blocks * st.f_frsize,
+                available=st.f_bavail * st.f_frsize,
+                used=(st.f_blocks - st.f_bfree) * st.f_frsize,
+                unit=usage.BYTES,
+            )
+        ]
         if st.f_files:  # btrfs has no inode limit and reports none
-            stats.append(usage(total=st.f_files, available=st.f_favail, used=st.f_files - st.f_ffree,
-                               unit=usage.INODES))
+            stats.append(
+                usage(total=st.f_files, available=st.f_favail, used=st.f_files - st.f_ffree, unit=usage.INODES)
+            )
         return csi.NodeGetVolumeStatsResponse(usage=stats)
 
     @rpc

@@ -43,9 +43,14 @@ def path(value: str, what: str) -> str:
     """An absolute, normalised path: it becomes a mount point, so no '..' games."""
     if not value:
         raise InvalidArgument(f"{what} is required")
-    if not value.startswith("/") or len(value) > PATH_MAX or any(c in value for c in "\0\n\r\t") \
-            or any(p in (".", "..") for p in value.split("/")[1:]) or "//" in value \
-            or (value.endswith("/") and value != "/"):
+    if (
+        not value.startswith("/")
+        or len(value) > PATH_MAX
+        or any(c in value for c in "\0\n\r\t")
+        or any(p in (".", "..") for p in value.split("/")[1:])
+        or "//" in value
+        or (value.endswith("/") and value != "/")
+    ):
         raise InvalidArgument(f"invalid {what} {value[:120]!r}: expected a normalised absolute path")
     if value == "/":
         raise InvalidArgument(f"{what} must not be /")
@@ -93,6 +98,7 @@ def capability(cap, required: bool = True) -> Capability | None:
 @dataclass(frozen=True)
 class VolumeUri:
     """Where the volume's device comes from: an NVMe-oF subsystem, or a local device node."""
+
     scheme: str  # "nvmf" or "file"
     nqn: str = ""
     host: str = ""
@@ -111,7 +117,7 @@ def volume_of_nqn(nqn: str) -> str | None:
     if not nqn.startswith(NQN_PREFIX):
         return None
     try:
-        return validate.uuid(nqn[len(NQN_PREFIX):])
+        return validate.uuid(nqn[len(NQN_PREFIX) :])
     except InvalidArgument:
         return None
 

@@ -9,10 +9,19 @@ from . import protos as P
 from .status import opt, rpc
 
 
-def bdev_message(b: BdevView) -> "P.bdev.Bdev":
-    return P.bdev.Bdev(name=b.name, uuid=b.uuid, num_blocks=b.num_blocks, blk_size=b.blk_size,
-                       claimed=bool(b.claimed_by), claimed_by=b.claimed_by or "Orphaned", aliases=b.aliases,
-                       uri=b.uri, product_name=b.product_name, share_uri=b.share_uri)
+def bdev_message(b: BdevView) -> P.bdev.Bdev:
+    return P.bdev.Bdev(
+        name=b.name,
+        uuid=b.uuid,
+        num_blocks=b.num_blocks,
+        blk_size=b.blk_size,
+        claimed=bool(b.claimed_by),
+        claimed_by=b.claimed_by or "Orphaned",
+        aliases=b.aliases,
+        uri=b.uri,
+        product_name=b.product_name,
+        share_uri=b.share_uri,
+    )
 
 
 class BdevRpc(P.bdev_grpc.BdevRpcServicer):

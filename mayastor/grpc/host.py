@@ -57,8 +57,9 @@ def block_devices(all_devices: bool, pool_devices: set[str]) -> list:
     mounted = _mounted_sources()
     out = []
     for name in sorted(os.listdir(SYS_BLOCK)):
-        if name.startswith(("ram", "zram")) or (name.startswith("loop") and not os.path.exists(
-                os.path.join(SYS_BLOCK, name, "loop"))):
+        if name.startswith(("ram", "zram")) or (
+            name.startswith("loop") and not os.path.exists(os.path.join(SYS_BLOCK, name, "loop"))
+        ):
             continue
         base = os.path.join(SYS_BLOCK, name)
         entries = [(name, base, None)]
@@ -74,11 +75,17 @@ def block_devices(all_devices: bool, pool_devices: set[str]) -> list:
             in_use = devnode in mounted or devnum in mounted or devnode in pool_devices or held
             has_parts = parent is None and len(entries) > 1
             bd = P.host.BlockDevice(
-                devname=devnode, devtype="partition" if parent else "disk", devmajor=major, devminor=minor,
-                model=_read(os.path.join(base, "device", "model")), devpath=os.path.realpath(path),
-                devlinks=_devlinks(devnode), size=int(_read(os.path.join(path, "size"), "0")),
+                devname=devnode,
+                devtype="partition" if parent else "disk",
+                devmajor=major,
+                devminor=minor,
+                model=_read(os.path.join(base, "device", "model")),
+                devpath=os.path.realpath(path),
+                devlinks=_devlinks(devnode),
+                size=int(_read(os.path.join(path, "size"), "0")),
                 available=not in_use and not has_parts,
-                connection_type=_connection_type(name))
+                connection_type=_connection_type(name),
+            )
             rot = _read(os.path.join(base, "queue", "rotational"))
             if rot:
                 bd.is_rotational = rot == "1"
@@ -99,9 +106,13 @@ class HostRpc(P.host_grpc.HostRpcServicer):
     @rpc
     def GetMayastorInfo(self, request, context):
         reg = self.registration
-        return P.host.MayastorInfoResponse(version=__version__, registration_info=reg,
-                                           previous_features=P.host.BackCompatMayastorFeatures(
-                                               asymmetricNamespaceAccess=reg.features.asymmetricNamespaceAccess))
+        return P.host.MayastorInfoResponse(
+            version=__version__,
+            registration_info=reg,
+            previous_features=P.host.BackCompatMayastorFeatures(
+                asymmetricNamespaceAccess=reg.features.asymmetricNamespaceAccess
+            ),
+        )
 
     @rpc
     def ListBlockDevices(self, request, context):
@@ -111,10 +122,20 @@ class HostRpc(P.host_grpc.HostRpcServicer):
     @rpc
     def GetMayastorResourceUsage(self, request, context):
         r = resource.getrusage(resource.RUSAGE_SELF)
-        return P.host.GetMayastorResourceUsageResponse(usage=P.host.ResourceUsage(
-            soft_faults=r.ru_minflt, hard_faults=r.ru_majflt, swaps=r.ru_nswap, in_block_ops=r.ru_inblock,
-            out_block_ops=r.ru_oublock, ipc_msg_send=r.ru_msgsnd, ipc_msg_rcv=r.ru_msgrcv, signals=r.ru_nsignals,
-            vol_csw=r.ru_nvcsw, invol_csw=r.ru_nivcsw))
+        return P.host.GetMayastorResourceUsageResponse(
+            usage=P.host.ResourceUsage(
+                soft_faults=r.ru_minflt,
+                hard_faults=r.ru_majflt,
+                swaps=r.ru_nswap,
+                in_block_ops=r.ru_inblock,
+                out_block_ops=r.ru_oublock,
+                ipc_msg_send=r.ru_msgsnd,
+                ipc_msg_rcv=r.ru_msgrcv,
+                signals=r.ru_nsignals,
+                vol_csw=r.ru_nvcsw,
+                invol_csw=r.ru_nivcsw,
+            )
+        )
 
     @staticmethod
     def _namespace_of(ctrl) -> str | None:
@@ -143,8 +164,14 @@ class HostRpc(P.host_grpc.HostRpcServicer):
                 if ns is None:
                     return P.host.StatNvmeControllerResponse(stats=P.host.NvmeControllerIoStats())
                 st = block.IoStats.parse(_read(os.path.join(SYS_BLOCK, ns, "stat")))
-                return P.host.StatNvmeControllerResponse(stats=P.host.NvmeControllerIoStats(
-                    num_read_ops=st.read_ios, num_write_ops=st.write_ios, bytes_read=st.bytes_read,
-                    bytes_written=st.bytes_written, num_unmap_ops=st.discard_ios,
-                    bytes_unmapped=st.discard_sectors * 512))
+                return P.host.StatNvmeControllerResponse(
+                    stats=P.host.NvmeControllerIoStats(
+                        num_read_ops=st.read_ios,
+                        num_write_ops=st.write_ios,
+                        bytes_read=st.bytes_read,
+                        bytes_written=st.bytes_written,
+                        num_unmap_ops=st.discard_ios,
+                        bytes_unmapped=st.discard_sectors * 512,
+                    )
+                )
         raise NotFound(f"nvme controller {request.name} not found")

@@ -34,30 +34,49 @@ def history_window(jobs: list, since, count: int | None, newest_first: bool) -> 
     if newest_first:
         jobs = jobs[::-1]
         return jobs if count is None else jobs[:count]
-    return jobs if count is None else jobs[len(jobs) - min(count, len(jobs)):]
+    return jobs if count is None else jobs[len(jobs) - min(count, len(jobs)) :]
 
 
-def nexus_message(v: NexusView) -> "P.nexus.Nexus":
+def nexus_message(v: NexusView) -> P.nexus.Nexus:
     r = v.row
     children = []
     for k in v.children:
-        c = P.nexus.Child(uri=k.uri, state=CHILD_STATE_WIRE.get(k.state, 0), state_reason=k.reason,
-                          rebuild_progress=v.progress.get(k.uri, -1), has_io_log=k.state != "online")
+        c = P.nexus.Child(
+            uri=k.uri,
+            state=CHILD_STATE_WIRE.get(k.state, 0),
+            state_reason=k.reason,
+            rebuild_progress=v.progress.get(k.uri, -1),
+            has_io_log=k.state != "online",
+        )
         if k.fault_at is not None:
             c.fault_timestamp.CopyFrom(_ts(k.fault_at))
         children.append(c)
-    return P.nexus.Nexus(name=r.name, uuid=r.uuid, size=r.size, state=NEXUS_WIRE.get(r.state, 0),
-                         children=children, device_uri=v.device_uri, rebuilds=v.rebuilds,
-                         ana_state=(r.ana_state or 1) if r.published and r.share == 1 else 0,
-                         allowed_hosts=r.allowed_hosts or [])
+    return P.nexus.Nexus(
+        name=r.name,
+        uuid=r.uuid,
+        size=r.size,
+        state=NEXUS_WIRE.get(r.state, 0),
+        children=children,
+        device_uri=v.device_uri,
+        rebuilds=v.rebuilds,
+        ana_state=(r.ana_state or 1) if r.published and r.share == 1 else 0,
+        allowed_hosts=r.allowed_hosts or [],
+    )
 
 
-def _record(j: RebuildJob) -> "P.nexus.RebuildHistoryRecord":
+def _record(j: RebuildJob) -> P.nexus.RebuildHistoryRecord:
     rec = P.nexus.RebuildHistoryRecord(
-        child_uri=j.dst_uri, src_uri=j.src_uri, state=JOB_WIRE.get(j.state, 0), blocks_total=j.blocks_total,
-        blocks_recovered=j.blocks_recovered, blocks_transferred=j.blocks_transferred,
-        blocks_remaining=max(j.blocks_total - j.blocks_recovered, 0), blocks_per_task=128, block_size=j.block_size,
-        is_partial=j.partial)
+        child_uri=j.dst_uri,
+        src_uri=j.src_uri,
+        state=JOB_WIRE.get(j.state, 0),
+        blocks_total=j.blocks_total,
+        blocks_recovered=j.blocks_recovered,
+        blocks_transferred=j.blocks_transferred,
+        blocks_remaining=max(j.blocks_total - j.blocks_recovered, 0),
+        blocks_per_task=128,
+        block_size=j.block_size,
+        is_partial=j.partial,
+    )
     rec.start_time.CopyFrom(_ts(j.started_at))
     if j.ended_at is not None:
         rec.end_time.CopyFrom(_ts(j.ended_at))
@@ -71,11 +90,22 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
 
     @rpc
     def CreateNexus(self, request, context):
-        resv = Reservation.from_request(request.resvKey, request.preemptKey,
-                                        request.resvType if request.HasField("resvType") else None,
-                                        request.preemptPolicy)
-        v = self.svc.create(request.name, request.uuid, request.size, list(request.children), request.minCntlId,
-                            request.maxCntlId, resv, request.nexusInfoKey)
+        resv = Reservation.from_request(
+            request.resvKey,
+            request.preemptKey,
+            request.resvType if request.HasField("resvType") else None,
+            request.preemptPolicy,
+        )
+        v = self.svc.create(
+            request.name,
+            request.uuid,
+            request.size,
+            list(request.children),
+            request.minCntlId,
+            request.maxCntlId,
+            resv,
+            request.nexusInfoKey,
+        )
         return P.nexus.CreateNexusResponse(nexus=nexus_message(v))
 
     @rpc
@@ -155,10 +185,15 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
     # rebuild state and history (SQLite) ----------------------------------------------------------
     def _job(self, nexus_uuid: str, uri: str) -> RebuildJob:
         with self.store.session() as s:
-            job = s.scalar(select(RebuildJob).where(RebuildJob.nexus_uuid == check_uuid(nexus_uuid),
-                                                    RebuildJob.dst_uri == uri,
-                                                    RebuildJob.state.in_(("init", "running", "paused")))
-                           .order_by(RebuildJob.id.desc()))
+            job = s.scalar(
+                select(RebuildJob)
+                .where(
+                    RebuildJob.nexus_uuid == check_uuid(nexus_uuid),
+                    RebuildJob.dst_uri == uri,
+                    RebuildJob.state.in_(("init", "running", "paused")),
+                )
+                .order_by(RebuildJob.id.desc())
+            )
         if job is None:
             raise NotFound(f"no rebuild job for child {uri}")
         return job
@@ -174,14 +209,23 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         pct = v.progress.get(j.dst_uri, 0)
         rec = j.blocks_recovered if j.phase else j.blocks_total * pct // 100
         resp = P.nexus.RebuildStatsResponse(
-            blocks_total=j.blocks_total, blocks_recovered=rec, progress=pct, blocks_per_task=128,
-            block_size=j.block_size, tasks_total=1, tasks_active=1, blocks_transferred=j.blocks_transferred,
-            blocks_remaining=j.blocks_total - rec, is_partial=j.partial)
+            blocks_total=j.blocks_total,
+            blocks_recovered=rec,
+            progress=pct,
+            blocks_per_task=128,
+            block_size=j.block_size,
+            tasks_total=1,
+            tasks_active=1,
+            blocks_transferred=j.blocks_transferred,
+            blocks_remaining=j.blocks_total - rec,
+            is_partial=j.partial,
+        )
         resp.start_time.CopyFrom(_ts(j.started_at))
         return resp
 
-    def _history(self, nexus_uuid: str, since=None, count=None,
-                 newest_first: bool = False) -> tuple["P.nexus.RebuildHistoryResponse", object]:
+    def _history(
+        self, nexus_uuid: str, since=None, count=None, newest_first: bool = False
+    ) -> tuple[P.nexus.RebuildHistoryResponse, object]:
         """A nexus's finished rebuilds and the newest end time among all of them (before the
         ``since``/``count`` window is applied)."""
         with self.store.session() as s:

@@ -16,15 +16,18 @@ from .status import opt, rpc
 log = logging.getLogger(__name__)
 
 
-def pool_message(node, pool: LivePool) -> "P.pool.Pool":
+def pool_message(node, pool: LivePool) -> P.pool.Pool:
     """A pool as listed; one whose kernel device is missing or failed is listed FAULTED (the
     reason goes to the log) instead of failing the whole list."""
     cond = pool.condition()
     if cond.reason:
         log.warning("pool %s is %s: %s", pool.name, "faulted" if cond.status is None else "degraded", cond.reason)
     st = cond.status
-    md = P.pool.PoolMetadataInfo(md_page_size=4096, md_pages=st.total_metadata_blocks if st else 0,
-                                 md_used_pages=st.used_metadata_blocks if st else 0)
+    md = P.pool.PoolMetadataInfo(
+        md_page_size=4096,
+        md_pages=st.total_metadata_blocks if st else 0,
+        md_used_pages=st.used_metadata_blocks if st else 0,
+    )
     # used: what is allocated plus what thick replicas are promised, as io-engine reports it
     try:
         allocated = pool.used() if cond.state != POOL_FAULTED else 0
@@ -34,10 +37,19 @@ def pool_message(node, pool: LivePool) -> "P.pool.Pool":
     capacity = pool.capacity
     used = min(allocated + node.replicas.reserved_thick(pool), capacity)
     return P.pool.Pool(
-        uuid=pool.uuid, name=pool.name, disks=pool.reported_disks(), state=cond.state,
-        capacity=capacity, used=used, pooltype=pool.pooltype,
-        committed=node.replicas.committed(pool), cluster_size=pool.cluster_size, page_size=4096,
-        disk_capacity=pool.disk_capacity, md_info=md)
+        uuid=pool.uuid,
+        name=pool.name,
+        disks=pool.reported_disks(),
+        state=cond.state,
+        capacity=capacity,
+        used=used,
+        pooltype=pool.pooltype,
+        committed=node.replicas.committed(pool),
+        cluster_size=pool.cluster_size,
+        page_size=4096,
+        disk_capacity=pool.disk_capacity,
+        md_info=md,
+    )
 
 
 class PoolRpc(P.pool_grpc.PoolRpcServicer):
@@ -46,17 +58,25 @@ class PoolRpc(P.pool_grpc.PoolRpcServicer):
 
     @rpc
     def CreatePool(self, request, context):
-        md_ratio = request.md_args.md_resv_ratio if request.HasField("md_args") and \
-            request.md_args.HasField("md_resv_ratio") else None
-        pool = self.node.pools.create(request.name, list(request.disks), opt(request, "uuid"), request.pooltype,
-                                      opt(request, "cluster_size"), md_ratio)
+        md_ratio = (
+            request.md_args.md_resv_ratio
+            if request.HasField("md_args") and request.md_args.HasField("md_resv_ratio")
+            else None
+        )
+        pool = self.node.pools.create(
+            request.name,
+            list(request.disks),
+            opt(request, "uuid"),
+            request.pooltype,
+            opt(request, "cluster_size"),
+            md_ratio,
+        )
         self.node.replicas.bring_up(pool)  # create-or-import: an imported pool brings its replicas
         return pool_message(self.node, pool)
 
     @rpc
     def ImportPool(self, request, context):
-        pool = self.node.pools.import_pool(request.name, list(request.disks), opt(request, "uuid"),
-                                           request.pooltype)
+        pool = self.node.pools.import_pool(request.name, list(request.disks), opt(request, "uuid"), request.pooltype)
         self.node.replicas.bring_up(pool)
         return pool_message(self.node, pool)
 

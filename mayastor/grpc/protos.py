@@ -22,8 +22,7 @@ NAMES = ("common", "pool", "replica", "snapshot", "host", "stats", "nexus", "jso
 def _generated_is_fresh(proto_dir: Path, names: tuple[str, ...]) -> bool:
     try:
         newest = max(p.stat().st_mtime for p in proto_dir.glob("*.proto"))
-        return all((GEN_DIR / f"{n}{s}.py").stat().st_mtime >= newest
-                   for n in names for s in ("_pb2", "_pb2_grpc"))
+        return all((GEN_DIR / f"{n}{s}.py").stat().st_mtime >= newest for n in names for s in ("_pb2", "_pb2_grpc"))
     except (OSError, ValueError):
         return False
 

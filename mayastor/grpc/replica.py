@@ -9,17 +9,31 @@ from . import protos as P
 from .status import opt, rpc
 
 
-def replica_message(v: ReplicaView) -> "P.replica.Replica":
+def replica_message(v: ReplicaView) -> P.replica.Replica:
     r, u = v.row, v.usage
     msg = P.replica.Replica(
-        name=r.name, uuid=r.uuid, pooluuid=v.pool.uuid, size=r.size, thin=r.thin, share=r.share, uri=v.uri,
-        poolname=v.pool.name, allowed_hosts=r.allowed_hosts or [], is_snapshot=r.kind == "snapshot",
-        is_clone=r.kind == "clone", pooltype=v.pool.pooltype,
+        name=r.name,
+        uuid=r.uuid,
+        pooluuid=v.pool.uuid,
+        size=r.size,
+        thin=r.thin,
+        share=r.share,
+        uri=v.uri,
+        poolname=v.pool.name,
+        allowed_hosts=r.allowed_hosts or [],
+        is_snapshot=r.kind == "snapshot",
+        is_clone=r.kind == "clone",
+        pooltype=v.pool.pooltype,
         usage=P.replica.ReplicaSpaceUsage(
-            capacity_bytes=u.capacity_bytes, allocated_bytes=u.allocated_bytes, cluster_size=u.cluster_size,
-            num_clusters=u.num_clusters, num_allocated_clusters=u.num_allocated_clusters,
+            capacity_bytes=u.capacity_bytes,
+            allocated_bytes=u.allocated_bytes,
+            cluster_size=u.cluster_size,
+            num_clusters=u.num_clusters,
+            num_allocated_clusters=u.num_allocated_clusters,
             allocated_bytes_snapshots=u.allocated_bytes_snapshots,
-            num_allocated_clusters_snapshots=u.num_allocated_clusters_snapshots))
+            num_allocated_clusters_snapshots=u.num_allocated_clusters_snapshots,
+        ),
+    )
     if r.kind == "clone" and r.source_uuid:
         msg.snapshot_uuid = r.source_uuid
     if r.entity_id is not None:
@@ -33,15 +47,26 @@ class ReplicaRpc(P.replica_grpc.ReplicaRpcServicer):
 
     @rpc
     def CreateReplica(self, request, context):
-        v = self.svc.create(request.name, request.uuid, request.pooluuid, request.size, request.thin,
-                            request.share, list(request.allowed_hosts), opt(request, "entity_id"))
+        v = self.svc.create(
+            request.name,
+            request.uuid,
+            request.pooluuid,
+            request.size,
+            request.thin,
+            request.share,
+            list(request.allowed_hosts),
+            opt(request, "entity_id"),
+        )
         return replica_message(v)
 
     @rpc
     def DestroyReplica(self, request, context):
         which = request.WhichOneof("pool")
-        self.svc.destroy(request.uuid, request.pool_name if which == "pool_name" else None,
-                         request.pool_uuid if which == "pool_uuid" else None)
+        self.svc.destroy(
+            request.uuid,
+            request.pool_name if which == "pool_name" else None,
+            request.pool_uuid if which == "pool_uuid" else None,
+        )
         return empty_pb2.Empty()
 
     @rpc
@@ -50,8 +75,9 @@ class ReplicaRpc(P.replica_grpc.ReplicaRpcServicer):
         if request.HasField("query"):
             q = request.query
             kinds = tuple(k for k, on in (("replica", q.replica), ("snapshot", q.snapshot), ("clone", q.clone)) if on)
-        views = self.svc.list(opt(request, "name"), opt(request, "uuid"), opt(request, "poolname"),
-                              opt(request, "pooluuid"), kinds)
+        views = self.svc.list(
+            opt(request, "name"), opt(request, "uuid"), opt(request, "poolname"), opt(request, "pooluuid"), kinds
+        )
         if request.pooltypes:
             views = [v for v in views if v.pool.pooltype in request.pooltypes]
         return P.replica.ListReplicasResponse(replicas=[replica_message(v) for v in views])

@@ -25,8 +25,9 @@ def build_server(node, address: str, registration, workers: int = 32) -> tuple[g
     """Bind the v1 services; returns the server (not started) and the port bound.
     ``registration``: the RegisterRequest GetMayastorInfo answers."""
     # no SO_REUSEPORT (grpc's default): a second daemon must fail to bind, not share the port
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                         options=[("grpc.so_reuseport", 0)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"), options=[("grpc.so_reuseport", 0)]
+    )
     P.pool_grpc.add_PoolRpcServicer_to_server(PoolRpc(node), server)
     P.replica_grpc.add_ReplicaRpcServicer_to_server(ReplicaRpc(node), server)
     P.snapshot_grpc.add_SnapshotRpcServicer_to_server(SnapshotRpc(node), server)

@@ -1,8 +1,9 @@
 """mayastor.v1.StatsRpc: pool and replica I/O counters from the kernel's block statistics.
 
 A pool's counters are those of its dm-linear data device (every thin device maps its I/O there);
-a replica's are those of its thin device; a nexus's those of its published top device. The kernel cannot reset its counters, so ResetIoStats
-records a baseline that later reads subtract. Latency ticks are milliseconds (tick_rate 1000).
+a replica's are those of its thin device; a nexus's those of its published top device. The kernel
+cannot reset its counters, so ResetIoStats records a baseline that later reads subtract. Latency
+ticks are milliseconds (tick_rate 1000).
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from ..kernel.dm import DmError
 from . import protos as P
 from .status import opt, rpc
 
-FIELDS = ("read_ios", "read_sectors", "write_ios", "write_sectors", "discard_ios", "discard_sectors",
-          "read_ticks_ms", "write_ticks_ms", "discard_ticks_ms")
+FIELDS = (
+    "read_ios",
+    "read_sectors",
+    "write_ios",
+    "write_sectors",
+    "discard_ios",
+    "discard_sectors",
+    "read_ticks_ms",
+    "write_ticks_ms",
+    "discard_ticks_ms",
+)
 
 
 class StatsRpc(P.stats_grpc.StatsRpcServicer):
@@ -42,10 +52,19 @@ class StatsRpc(P.stats_grpc.StatsRpcServicer):
             base = self._baseline.get(key, {})
         c = {f: max(now[f] - base.get(f, 0), 0) for f in FIELDS}
         return P.stats.IoStats(
-            name=name, uuid=uuid, num_read_ops=c["read_ios"], bytes_read=c["read_sectors"] * 512,
-            num_write_ops=c["write_ios"], bytes_written=c["write_sectors"] * 512, num_unmap_ops=c["discard_ios"],
-            bytes_unmapped=c["discard_sectors"] * 512, read_latency_ticks=c["read_ticks_ms"],
-            write_latency_ticks=c["write_ticks_ms"], unmap_latency_ticks=c["discard_ticks_ms"], tick_rate=1000)
+            name=name,
+            uuid=uuid,
+            num_read_ops=c["read_ios"],
+            bytes_read=c["read_sectors"] * 512,
+            num_write_ops=c["write_ios"],
+            bytes_written=c["write_sectors"] * 512,
+            num_unmap_ops=c["discard_ios"],
+            bytes_unmapped=c["discard_sectors"] * 512,
+            read_latency_ticks=c["read_ticks_ms"],
+            write_latency_ticks=c["write_ticks_ms"],
+            unmap_latency_ticks=c["discard_ticks_ms"],
+            tick_rate=1000,
+        )
 
     @rpc
     def GetPoolIoStats(self, request, context):

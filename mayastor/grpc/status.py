@@ -60,6 +60,7 @@ def log_request(name: str, request) -> None:
 
 def rpc(fn):
     """Every unary handler: lock waits follow the caller's deadline; errors map to statuses."""
+
     @functools.wraps(fn)
     def handler(self, request, context):
         log_request(fn.__name__, request)
@@ -68,12 +69,14 @@ def rpc(fn):
                 return fn(self, request, context)
         except Exception as exc:  # noqa: BLE001 (mapped, never swallowed)
             _abort(fn.__name__, context, exc)
+
     return handler
 
 
 def rpc_stream(fn):
     """`rpc` for server-streaming handlers: errors raised while the stream runs end it with the
     mapped status too."""
+
     @functools.wraps(fn)
     def handler(self, request, context):
         log_request(fn.__name__, request)
@@ -82,6 +85,7 @@ def rpc_stream(fn):
                 yield from fn(self, request, context)
         except Exception as exc:  # noqa: BLE001
             _abort(fn.__name__, context, exc)
+
     return handler
 
 

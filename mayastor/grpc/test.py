@@ -14,11 +14,17 @@ from .status import rpc, rpc_stream
 log = logging.getLogger("mayastor.grpc")
 
 
-def _response(p: wipe.WipeProgress) -> "P.test.WipeReplicaResponse":
+def _response(p: wipe.WipeProgress) -> P.test.WipeReplicaResponse:
     r = P.test.WipeReplicaResponse(
-        uuid=p.uuid, total_bytes=p.total_bytes, chunk_size=p.chunk_size, last_chunk_size=p.last_chunk_size,
-        total_chunks=p.total_chunks, wiped_bytes=p.wiped_bytes, wiped_chunks=p.wiped_chunks,
-        remaining_bytes=p.remaining_bytes)
+        uuid=p.uuid,
+        total_bytes=p.total_bytes,
+        chunk_size=p.chunk_size,
+        last_chunk_size=p.last_chunk_size,
+        total_chunks=p.total_chunks,
+        wiped_bytes=p.wiped_bytes,
+        wiped_chunks=p.wiped_chunks,
+        remaining_bytes=p.remaining_bytes,
+    )
     if p.since is not None:
         d = Duration()
         d.FromNanoseconds(int(p.since * 1e9))
@@ -48,8 +54,11 @@ class TestRpc(P.test_grpc.TestRpcServicer):
         method = wipe.check_method(o.wipe_method, o.cksum_alg)
         which = request.WhichOneof("pool")
         replicas = self.node.replicas
-        with replicas.hold_for_io(request.uuid, pool_name=request.pool_name if which == "pool_name" else None,
-                                  pool_uuid=request.pool_uuid if which == "pool_uuid" else None) as (row, device):
+        with replicas.hold_for_io(
+            request.uuid,
+            pool_name=request.pool_name if which == "pool_name" else None,
+            pool_uuid=request.pool_uuid if which == "pool_uuid" else None,
+        ) as (row, device):
             p = wipe.plan_device(row.uuid, device, request.wipe_options.chunk_size)
             try:
                 for progress in wipe.run(device, method, p, lambda: not context.is_active()):

@@ -31,8 +31,9 @@ def check_range(offset: int, length: int, segment: int, size: int, algorithm: st
     if algorithm not in ALGORITHMS:
         raise InvalidArgument(f"unknown algorithm {str(algorithm)[:40]!r} (known: {', '.join(ALGORITHMS)})")
     if not 0 < segment <= MAX_SEGMENT or segment % ALIGN or offset % ALIGN or length % ALIGN:
-        raise InvalidArgument(f"offset, length and segment must be multiples of {ALIGN} "
-                              f"(0 < segment <= {MAX_SEGMENT >> 20} MiB)")
+        raise InvalidArgument(
+            f"offset, length and segment must be multiples of {ALIGN} (0 < segment <= {MAX_SEGMENT >> 20} MiB)"
+        )
     if offset + length > size:
         raise InvalidArgument(f"range {offset}+{length} runs past the end of the device ({size} bytes)")
     count = -(-length // segment)
@@ -62,4 +63,4 @@ def scan(device: str, offset: int, length: int, segment: int, algorithm: str = D
         raw = scan_range(fd, offset, length, segment, AlignedBuffer(READ), algorithm)
     finally:
         os.close(fd)
-    return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+    return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]

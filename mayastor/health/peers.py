@@ -26,13 +26,16 @@ class Peer:
     def digests(self, ident: dict, offset: int, length: int, segment: int, algorithm: str) -> list[int]:
         params = {**ident, "offset": offset, "length": length, "segment": segment, "algorithm": algorithm}
         try:
-            reply = self._stub.JsonRpcCall(P.json.JsonRpcRequest(method="replica_digests", params=json.dumps(params)),
-                                           timeout=TIMEOUT)
+            reply = self._stub.JsonRpcCall(
+                P.json.JsonRpcRequest(method="replica_digests", params=json.dumps(params)), timeout=TIMEOUT
+            )
         except grpc.RpcError as exc:
             raise PeerError(f"{exc.code().name}: {exc.details()}") from None
         got = [int(d, 16) for d in json.loads(reply.result)["digests"]]
         if len(got) != -(-length // segment):
-            raise PeerError(f"{self.endpoint} returned {len(got)} digests for {length} bytes in {segment}-byte segments")
+            raise PeerError(
+                f"{self.endpoint} returned {len(got)} digests for {length} bytes in {segment}-byte segments"
+            )
         return got
 
     def close(self) -> None:

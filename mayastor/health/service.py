@@ -35,8 +35,14 @@ class HealthService:
         with self.replicas.hold_for_io(uuid) as (row, device):
             D.check_range(offset, length, segment, block.size_bytes(device), algorithm)
             out = D.scan(device, offset, length, segment, algorithm)
-        return {"uuid": row.uuid, "offset": offset, "length": length, "segment": segment, "algorithm": algorithm,
-                "digests": [f"{d:016x}" for d in out]}
+        return {
+            "uuid": row.uuid,
+            "offset": offset,
+            "length": length,
+            "segment": segment,
+            "algorithm": algorithm,
+            "digests": [f"{d:016x}" for d in out],
+        }
 
     def nexus_verify(self, params: dict) -> dict:
         uuid = validate.uuid(_str(params, "uuid"), "nexus uuid")
@@ -58,7 +64,7 @@ class HealthService:
         if not isinstance(start, bool):
             raise InvalidArgument("start must be true or false")
         with self.nexuses._lock(uuid):
-            row, _ = self.nexuses._running(uuid)
+            self.nexuses._running(uuid)
             st = self.nexuses.stack(uuid)
             status = st.status()
             if status is None:
@@ -68,5 +74,10 @@ class HealthService:
                     raise FailedPrecondition(f"nexus {uuid}: md is busy ({status.sync_action}) or a leg is not in sync")
                 self.nexuses.ctl.message(st.raid_name, "check")
                 status = st.status()
-        return {"uuid": uuid, "sync_action": status.sync_action, "mismatch_cnt": status.mismatch_cnt,
-                "progress": round(status.progress, 4), "health": status.health}
+        return {
+            "uuid": uuid,
+            "sync_action": status.sync_action,
+            "mismatch_cnt": status.mismatch_cnt,
+            "progress": round(status.progress, 4),
+            "health": status.health,
+        }

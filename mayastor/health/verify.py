@@ -73,8 +73,12 @@ class ChildScan:
                 return out
             except PeerError as exc:
                 # the node did not answer for this replica: read it through our own connection
-                log.warning("verify: %s: digests from %s failed (%s); reading through the nexus's path",
-                            self.uri, self.peer.endpoint, exc)
+                log.warning(
+                    "verify: %s: digests from %s failed (%s); reading through the nexus's path",
+                    self.uri,
+                    self.peer.endpoint,
+                    exc,
+                )
                 self.peer = None
                 self.via = "nexus path"
         return D.scan(self.leg, offset, length, segment, algorithm)
@@ -128,8 +132,15 @@ class Verifier:
             self.nx.ctl.resume(st.top_name)
 
     # the verify -------------------------------------------------------------------------------
-    def verify(self, uuid: str, segment: int = D.DEFAULT_SEGMENT, algorithm: str = D.DEFAULT_ALGORITHM, repair: bool = False,
-               prefer: str | None = None, peers: dict[str, str] | None = None) -> dict:
+    def verify(
+        self,
+        uuid: str,
+        segment: int = D.DEFAULT_SEGMENT,
+        algorithm: str = D.DEFAULT_ALGORITHM,
+        repair: bool = False,
+        prefer: str | None = None,
+        peers: dict[str, str] | None = None,
+    ) -> dict:
         began = time.monotonic()
         with self.nx._lock(uuid):
             row, kids = self.nx._running(uuid)
@@ -148,21 +159,34 @@ class Verifier:
                 for i, values in confirmed:
                     off = i * segment
                     src, why = pick_source(values, order, prefer)
-                    findings.append({"offset": off, "length": min(segment, size - off),
-                                     "digests": {u: f"{v:016x}" for u, v in values.items()},
-                                     "source": src, "decision": why, "repaired": False})
+                    findings.append(
+                        {
+                            "offset": off,
+                            "length": min(segment, size - off),
+                            "digests": {u: f"{v:016x}" for u, v in values.items()},
+                            "source": src,
+                            "decision": why,
+                            "repaired": False,
+                        }
+                    )
                 if repair and findings:
                     self._repair(uuid, children, findings, segment, algorithm)
             finally:
                 self._close()
             status = self.nx.stack(uuid).status()
-        return {"uuid": uuid, "size": size, "segment": segment, "algorithm": algorithm,
-                "segments": -(-size // segment),
-                "children": [{"uri": c.uri, "via": c.via} for c in children],
-                "transient": len(suspects) - len(confirmed), "mismatches": findings,
-                "repaired": sum(1 for f in findings if f["repaired"]),
-                "raid": {"sync_action": status.sync_action, "mismatch_cnt": status.mismatch_cnt} if status else None,
-                "seconds": round(time.monotonic() - began, 3)}
+        return {
+            "uuid": uuid,
+            "size": size,
+            "segment": segment,
+            "algorithm": algorithm,
+            "segments": -(-size // segment),
+            "children": [{"uri": c.uri, "via": c.via} for c in children],
+            "transient": len(suspects) - len(confirmed),
+            "mismatches": findings,
+            "repaired": sum(1 for f in findings if f["repaired"]),
+            "raid": {"sync_action": status.sync_action, "mismatch_cnt": status.mismatch_cnt} if status else None,
+            "seconds": round(time.monotonic() - began, 3),
+        }
 
     def _close(self) -> None:
         if self._pool is not None:
@@ -189,7 +213,7 @@ class Verifier:
         """[(segment index, {uri: digest})] of the suspects that still differ with I/O held."""
         out = []
         for b in range(0, len(suspects), HOLD_SEGMENTS):
-            batch = suspects[b:b + HOLD_SEGMENTS]
+            batch = suspects[b : b + HOLD_SEGMENTS]
             with self._io_held(uuid):
                 for i in batch:
                     off = i * segment
@@ -206,7 +230,7 @@ class Verifier:
         buf = mmap.mmap(-1, segment)  # page aligned, as O_DIRECT wants
         for b in range(0, len(findings), HOLD_SEGMENTS):
             with self._io_held(uuid):
-                for f in findings[b:b + HOLD_SEGMENTS]:
+                for f in findings[b : b + HOLD_SEGMENTS]:
                     if f["source"] is None:
                         continue
                     _copy_through_md(legs[f["source"]], raid, f["offset"], f["length"], buf)

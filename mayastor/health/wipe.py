@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from .._native._buffer import AlignedBuffer
 from .._native.scan import CRC32C_INITIAL, CRC32C_XOR, crc32c_range
@@ -18,8 +18,13 @@ from ..errors import InvalidArgument
 from ..kernel import block
 
 NONE, WRITE_ZEROES, UNMAP, WRITE_PATTERN, CHECKSUM = 0, 1, 2, 3, 4
-METHOD_NAMES = {NONE: "NONE", WRITE_ZEROES: "WRITE_ZEROES", UNMAP: "UNMAP", WRITE_PATTERN: "WRITE_PATTERN",
-                CHECKSUM: "CHECKSUM"}
+METHOD_NAMES = {
+    NONE: "NONE",
+    WRITE_ZEROES: "WRITE_ZEROES",
+    UNMAP: "UNMAP",
+    WRITE_PATTERN: "WRITE_PATTERN",
+    CHECKSUM: "CHECKSUM",
+}
 SUPPORTED = (NONE, WRITE_ZEROES, UNMAP, CHECKSUM)
 CRC32C = 0  # WipeOptions.CheckSumAlgorithm
 MAX_CHUNKS = 1024

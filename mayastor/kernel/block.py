@@ -88,7 +88,7 @@ class IoStats:
     flush_ticks_ms: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "IoStats":
+    def parse(cls, text: str) -> IoStats:
         vals = [int(x) for x in text.split()]
         if len(vals) < 11:
             raise ValueError(f"block stat line has {len(vals)} fields, expected at least 11")
@@ -148,7 +148,9 @@ def zero_out(dev: str, start: int, length: int) -> None:
     _range_ioctl(dev, BLKZEROOUT, start, length)
 
 
-DIRECT_ALIGN = 512  # O_DIRECT wants offset and length aligned to the logical block size (the kernel checks the real one)
+DIRECT_ALIGN = (
+    512  # O_DIRECT wants offset and length aligned to the logical block size (the kernel checks the real one)
+)
 
 
 def read_direct(dev: str, offset: int, length: int) -> bytes:

@@ -96,7 +96,7 @@ class Target:
         return f"{self.start} {self.length} {self.type} {self.params}".rstrip()
 
     @classmethod
-    def parse(cls, line: str) -> "Target":
+    def parse(cls, line: str) -> Target:
         start, length, ttype, *rest = line.split(None, 3)
         return cls(int(start), int(length), ttype, rest[0] if rest else "")
 
@@ -184,15 +184,16 @@ class DeviceMapper:
         try:
             self._fd = os.open(control, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotSupportedError("open device-mapper control", f"{control} missing; run: modprobe dm-mod",
-                                    control) from None
+            raise NotSupportedError(
+                "open device-mapper control", f"{control} missing; run: modprobe dm-mod", control
+            ) from None
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "DeviceMapper":
+    def __enter__(self) -> DeviceMapper:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -202,17 +203,42 @@ class DeviceMapper:
         return self._fd
 
     # core -------------------------------------------------------------------------
-    def _ioctl(self, cmd: int, name: str = "", uuid: str = "", flags: int = 0, event_nr: int = 0,
-               payload: bytes = b"", target_count: int = 0, out_size: int = 16 * 1024,
-               what: str = "") -> _Reply:
+    def _ioctl(
+        self,
+        cmd: int,
+        name: str = "",
+        uuid: str = "",
+        flags: int = 0,
+        event_nr: int = 0,
+        payload: bytes = b"",
+        target_count: int = 0,
+        out_size: int = 16 * 1024,
+        what: str = "",
+    ) -> _Reply:
         _check_name(name)
         _check_uuid(uuid)
         size = HEADER_SIZE + max(len(payload), out_size)
         while True:
             buf = bytearray(size)
-            _HDR.pack_into(buf, 0, 4, 0, 0, size, HEADER_SIZE, target_count, 0, flags, event_nr, 0, 0,
-                           name.encode(), uuid.encode(), b"")
-            buf[HEADER_SIZE:HEADER_SIZE + len(payload)] = payload
+            _HDR.pack_into(
+                buf,
+                0,
+                4,
+                0,
+                0,
+                size,
+                HEADER_SIZE,
+                target_count,
+                0,
+                flags,
+                event_nr,
+                0,
+                0,
+                name.encode(),
+                uuid.encode(),
+                b"",
+            )
+            buf[HEADER_SIZE : HEADER_SIZE + len(payload)] = payload
             cursor = KmsgCursor()
             try:
                 _raw_ioctl(self._fd, _request(cmd), buf)
@@ -253,7 +279,7 @@ class DeviceMapper:
             if extra + 8 <= limit:
                 event_nr, lflags = struct.unpack_from("<II", reply.buf, extra)
                 if lflags & NAME_LIST_FLAG_HAS_UUID:
-                    uuid = _cstr(bytes(reply.buf[extra + 8:limit]))
+                    uuid = _cstr(bytes(reply.buf[extra + 8 : limit]))
             major = (dev >> 8) & 0xFFF
             minor = (dev & 0xFF) | ((dev >> 12) & 0xFFFFF00)
             out.append(ListedDevice(name, major, minor, uuid, event_nr))
@@ -268,7 +294,7 @@ class DeviceMapper:
         pos = reply.data_start
         while pos + 16 <= reply.data_size:
             nxt, a, b, c = struct.unpack_from("<4I", reply.buf, pos)
-            name = _cstr(bytes(reply.buf[pos + 16:pos + 16 + TYPE_NAME_LEN + 1]))
+            name = _cstr(bytes(reply.buf[pos + 16 : pos + 16 + TYPE_NAME_LEN + 1]))
             out[name] = (a, b, c)
             if not nxt:
                 break
@@ -294,18 +320,25 @@ class DeviceMapper:
     def load(self, name: str, targets: list[Target], readonly: bool = False) -> DeviceInfo:
         """Load a table into the inactive slot; it goes live at the next resume."""
         payload = bytearray()
-        for i, t in enumerate(targets):
+        for t in targets:
             if len(t.type) >= TYPE_NAME_LEN:
                 raise ValueError(f"target type too long: {t.type!r}")
             params = t.params.encode() + b"\0"
             size = _align8(_SPEC.size + len(params))
             spec = bytearray(size)
             _SPEC.pack_into(spec, 0, t.start, t.length, 0, size, t.type.encode())
-            spec[_SPEC.size:_SPEC.size + len(params)] = params
+            spec[_SPEC.size : _SPEC.size + len(params)] = params
             payload += spec
         flags = READONLY_FLAG if readonly else 0
-        return self._ioctl(TABLE_LOAD, name=name, flags=flags, payload=bytes(payload),
-                           target_count=len(targets), out_size=0, what="dm load table").info
+        return self._ioctl(
+            TABLE_LOAD,
+            name=name,
+            flags=flags,
+            payload=bytes(payload),
+            target_count=len(targets),
+            out_size=0,
+            what="dm load table",
+        ).info
 
     def clear(self, name: str) -> DeviceInfo:
         """Drop the inactive table."""
@@ -328,7 +361,7 @@ class DeviceMapper:
         base = reply.data_start
         for _ in range(reply.info.target_count):
             start, length, _status, nxt, ttype = _SPEC.unpack_from(reply.buf, pos)
-            params = _cstr(bytes(reply.buf[pos + _SPEC.size:reply.data_size]))
+            params = _cstr(bytes(reply.buf[pos + _SPEC.size : reply.data_size]))
             out.append(Target(start, length, _cstr(ttype), params))
             pos = base + nxt  # on retrieval `next` is relative to the first spec
         return out
@@ -353,10 +386,9 @@ class DeviceMapper:
         """Send a target message (e.g. raid ``check``); returns the target's reply text, if any."""
         msg = message.encode() + b"\0"
         payload = struct.pack("<Q", sector) + msg
-        reply = self._ioctl(TARGET_MSG, name=name, payload=payload, out_size=4096,
-                            what=f"dm message {message!r}")
+        reply = self._ioctl(TARGET_MSG, name=name, payload=payload, out_size=4096, what=f"dm message {message!r}")
         if reply.flags & DATA_OUT_FLAG:
-            return _cstr(bytes(reply.buf[reply.data_start:reply.data_size]))
+            return _cstr(bytes(reply.buf[reply.data_start : reply.data_size]))
         return ""
 
     def wait(self, name: str, event_nr: int) -> DeviceInfo:
@@ -399,8 +431,9 @@ def name_of(minor: int) -> str:
         return f.read().strip()
 
 
-def run_on_metadata_snapshot(ctl: "DeviceMapper", name: str, take: str, drop: str,
-                             argv: list[str]) -> subprocess.CompletedProcess:
+def run_on_metadata_snapshot(
+    ctl: DeviceMapper, name: str, take: str, drop: str, argv: list[str]
+) -> subprocess.CompletedProcess:
     """Run a metadata tool (thin_dump, era_invalidate) against a userspace-readable snapshot of a
     live target's metadata: ``take`` it (renewing one a killed daemon left held: EINVAL), run
     ``argv``, ``drop`` it again whatever happened."""
@@ -412,7 +445,7 @@ def run_on_metadata_snapshot(ctl: "DeviceMapper", name: str, take: str, drop: st
         ctl.message(name, drop)
         ctl.message(name, take)
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     finally:
         try:
             ctl.message(name, drop)
@@ -420,7 +453,7 @@ def run_on_metadata_snapshot(ctl: "DeviceMapper", name: str, take: str, drop: st
             pass
 
 
-def ensure(ctl: "DeviceMapper", name: str, targets: list[Target], readonly: bool = False) -> DeviceInfo:
+def ensure(ctl: DeviceMapper, name: str, targets: list[Target], readonly: bool = False) -> DeviceInfo:
     """Create the device with this table, or make an existing one carry it (reload + resume)."""
     if not ctl.exists(name):
         ctl.create(name, uuid=name, readonly=readonly)
@@ -444,7 +477,7 @@ def ensure(ctl: "DeviceMapper", name: str, targets: list[Target], readonly: bool
     return info
 
 
-def remove(ctl: "DeviceMapper", name: str) -> None:
+def remove(ctl: DeviceMapper, name: str) -> None:
     """Remove a device if present; a suspended one is resumed first (removal of a suspended device
     with queued I/O would hang)."""
     try:

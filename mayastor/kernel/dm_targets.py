@@ -17,12 +17,12 @@ def linear_params(device: str, offset: int = 0) -> str:
 
 
 # thin-pool / thin ---------------------------------------------------------------------------
-THIN_POOL_FEATURES = ("skip_block_zeroing", "ignore_discard", "no_discard_passdown", "read_only",
-                      "error_if_no_space")
+THIN_POOL_FEATURES = ("skip_block_zeroing", "ignore_discard", "no_discard_passdown", "read_only", "error_if_no_space")
 
 
-def thin_pool_params(metadata_dev: str, data_dev: str, block_sectors: int, low_water_mark: int = 0,
-                     features: tuple[str, ...] = ()) -> str:
+def thin_pool_params(
+    metadata_dev: str, data_dev: str, block_sectors: int, low_water_mark: int = 0, features: tuple[str, ...] = ()
+) -> str:
     # data block size: multiple of 64 KiB (128 sectors), 128..2097152 sectors
     if block_sectors < 128 or block_sectors > 2097152 or block_sectors % 128:
         raise ValueError(f"thin-pool block size {block_sectors} sectors: must be a multiple of 128 in 128..2097152")
@@ -55,7 +55,7 @@ class ThinPoolStatus:
     failed: bool = False
 
     @classmethod
-    def parse(cls, params: str) -> "ThinPoolStatus":
+    def parse(cls, params: str) -> ThinPoolStatus:
         words = params.split()
         if words and words[0] in ("Fail", "Error"):
             return cls(0, 0, 0, 0, 0, None, "fail", False, False, True, None, True)
@@ -81,7 +81,7 @@ class ThinStatus:
     failed: bool = False
 
     @classmethod
-    def parse(cls, params: str) -> "ThinStatus":
+    def parse(cls, params: str) -> ThinStatus:
         words = params.split()
         if not words or words[0] == "Fail":
             return cls(0, None, True)
@@ -107,7 +107,7 @@ class EraStatus:
     held_root: int | None  # a metadata snapshot is held for userspace
 
     @classmethod
-    def parse(cls, params: str) -> "EraStatus":
+    def parse(cls, params: str) -> EraStatus:
         w = params.split()
         used, total = (int(x) for x in w[1].split("/"))
         return cls(int(w[0]), used, total, int(w[2]), None if w[3] == "-" else int(w[3]))
@@ -169,15 +169,15 @@ class Raid1Table:
         return f"raid1 {len(words)} {' '.join(words)} {len(self.legs)} {' '.join(devs)}"
 
     @classmethod
-    def parse(cls, params: str) -> "Raid1Table":
+    def parse(cls, params: str) -> Raid1Table:
         """Parse a ``dmsetup table`` raid1 line (params after the target type)."""
         words = params.split()
         if words[0] != "raid1":
             raise ValueError(f"not a raid1 table: {params!r}")
         n = int(words[1])
-        opts = words[2:2 + n]
+        opts = words[2 : 2 + n]
         ndev = int(words[2 + n])
-        devs = words[3 + n:3 + n + 2 * ndev]
+        devs = words[3 + n : 3 + n + 2 * ndev]
         if len(devs) != 2 * ndev:
             raise ValueError(f"raid1 table lists {len(devs)} device words for {ndev} legs")
         t = cls(legs=[(devs[2 * i], devs[2 * i + 1]) for i in range(ndev)])
@@ -193,8 +193,7 @@ class Raid1Table:
                 t.rebuild.append(val)
             elif key == "write_mostly":
                 t.write_mostly.append(val)
-            elif key in ("region_size", "daemon_sleep", "min_recovery_rate", "max_recovery_rate",
-                         "max_write_behind"):
+            elif key in ("region_size", "daemon_sleep", "min_recovery_rate", "max_recovery_rate", "max_write_behind"):
                 setattr(t, key, val)
             else:
                 raise ValueError(f"unexpected raid1 parameter {key!r}")
@@ -230,12 +229,17 @@ class RaidStatus:
     journal: str | None = None
 
     @classmethod
-    def parse(cls, params: str) -> "RaidStatus":
+    def parse(cls, params: str) -> RaidStatus:
         w = params.split()
         cur, total = (int(x) for x in w[3].split("/"))
         return cls(
-            raid_type=w[0], devices=int(w[1]), health=w[2], sync_current=cur, sync_total=total,
-            sync_action=w[4], mismatch_cnt=int(w[5]),
+            raid_type=w[0],
+            devices=int(w[1]),
+            health=w[2],
+            sync_current=cur,
+            sync_total=total,
+            sync_action=w[4],
+            mismatch_cnt=int(w[5]),
             data_offset=int(w[6]) if len(w) > 6 else None,
             journal=w[7] if len(w) > 7 else None,
         )
@@ -246,8 +250,11 @@ class RaidStatus:
 
     @property
     def in_sync(self) -> bool:
-        return self.sync_action == "idle" and self.sync_current == self.sync_total and \
-            all(c in (LEG_ALIVE, LEG_ABSENT) for c in self.health)
+        return (
+            self.sync_action == "idle"
+            and self.sync_current == self.sync_total
+            and all(c in (LEG_ALIVE, LEG_ABSENT) for c in self.health)
+        )
 
     @property
     def progress(self) -> float:

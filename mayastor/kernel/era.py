@@ -35,9 +35,13 @@ def checkpoint(ctl: dm.DeviceMapper, name: str) -> int:
 
 def written_since(ctl: dm.DeviceMapper, name: str, metadata_dev: str, era: int) -> list[tuple[int, int]]:
     """Block runs written in ``era`` or later, read from a metadata snapshot of the live device."""
-    res = dm.run_on_metadata_snapshot(ctl, name, "take_metadata_snap", "drop_metadata_snap",
-                                      ["era_invalidate", "--metadata-snapshot", "--written-since", str(era),
-                                       metadata_dev])
+    res = dm.run_on_metadata_snapshot(
+        ctl,
+        name,
+        "take_metadata_snap",
+        "drop_metadata_snap",
+        ["era_invalidate", "--metadata-snapshot", "--written-since", str(era), metadata_dev],
+    )
     if res.returncode != 0:
         raise RuntimeError(f"era_invalidate on {metadata_dev} failed: {res.stderr.strip()}")
     return parse_invalidate(res.stdout)

@@ -39,8 +39,7 @@ def parse_record(raw: str) -> KmsgRecord | None:
         return None
     # Continuation lines (" KEY=value") carry device metadata, not the message.
     message = rest.split("\n", 1)[0]
-    return KmsgRecord(priority=prefix & 7, facility=prefix >> 3, sequence=seq,
-                      timestamp_us=ts, message=message)
+    return KmsgRecord(priority=prefix & 7, facility=prefix >> 3, sequence=seq, timestamp_us=ts, message=message)
 
 
 class KmsgCursor:
@@ -89,7 +88,7 @@ class KmsgCursor:
     def close(self) -> None:
         self._close()
 
-    def __enter__(self) -> "KmsgCursor":
+    def __enter__(self) -> KmsgCursor:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -76,8 +76,9 @@ def _ensure_node(index: int) -> str:
     return path
 
 
-def attach(path: str, read_only: bool = False, direct_io: bool = False, block_size: int = 0,
-           tag: str = "") -> LoopDevice:
+def attach(
+    path: str, read_only: bool = False, direct_io: bool = False, block_size: int = 0, tag: str = ""
+) -> LoopDevice:
     """Attach a file to a free loop device. ``tag`` goes into lo_file_name (shown by LOOP_GET_STATUS)."""
     flags = os.O_RDONLY if read_only else os.O_RDWR
     if direct_io:
@@ -91,7 +92,7 @@ def attach(path: str, read_only: bool = False, direct_io: bool = False, block_si
                 dev = os.open(_ensure_node(index), os.O_RDWR | os.O_CLOEXEC)
                 try:
                     lo_flags = (LO_FLAGS_READ_ONLY if read_only else 0) | (LO_FLAGS_DIRECT_IO if direct_io else 0)
-                    name = (tag or path).encode()[:LO_NAME_SIZE - 1]
+                    name = (tag or path).encode()[: LO_NAME_SIZE - 1]
                     info = _INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, lo_flags, name, b"", b"", 0, 0)
                     cfg = _CONFIG.pack(backing, block_size, info, b"")
                     try:
@@ -149,8 +150,13 @@ def status(device: LoopDevice) -> dict:
     finally:
         os.close(fd)
     f = _INFO64.unpack(bytes(buf))
-    return {"offset": f[3], "sizelimit": f[4], "number": f[5], "flags": f[8],
-            "file_name": f[9].split(b"\0", 1)[0].decode("utf-8", "replace")}
+    return {
+        "offset": f[3],
+        "sizelimit": f[4],
+        "number": f[5],
+        "flags": f[8],
+        "file_name": f[9].split(b"\0", 1)[0].decode("utf-8", "replace"),
+    }
 
 
 def list_attached() -> list[LoopDevice]:

@@ -69,18 +69,34 @@ def _io_uring() -> tuple[bool, str]:
 def probe() -> list[Capability]:
     targets = _dm_targets()
     caps = [
-        Capability("configfs", ("configfs",), True, _configfs_mounted(),
-                   "" if _configfs_mounted() else "not mounted on /sys/kernel/config"),
+        Capability(
+            "configfs",
+            ("configfs",),
+            True,
+            _configfs_mounted(),
+            "" if _configfs_mounted() else "not mounted on /sys/kernel/config",
+        ),
         Capability("nvmet", ("nvmet",), True, os.path.isdir("/sys/kernel/config/nvmet")),
         Capability("nvmet-tcp", ("nvmet-tcp",), True, _module_present("nvmet_tcp")),
-        Capability("nvme-tcp", ("nvme-tcp",), True, _module_present("nvme_tcp") and os.path.exists("/dev/nvme-fabrics")),
+        Capability(
+            "nvme-tcp", ("nvme-tcp",), True, _module_present("nvme_tcp") and os.path.exists("/dev/nvme-fabrics")
+        ),
         Capability("device-mapper", ("dm-mod",), True, os.path.exists("/dev/mapper/control")),
-        Capability("dm-raid", ("dm-raid", "raid1"), True, "raid" in targets and _module_present("raid1"),
-                   "raid target " + ("loaded" if "raid" in targets else "missing")),
+        Capability(
+            "dm-raid",
+            ("dm-raid", "raid1"),
+            True,
+            "raid" in targets and _module_present("raid1"),
+            "raid target " + ("loaded" if "raid" in targets else "missing"),
+        ),
         Capability("dm-thin", ("dm-thin-pool",), True, "thin-pool" in targets),
         # the published nexus device: queue I/O while no child is healthy (queue_if_no_path)
-        Capability("dm-multipath", ("dm-multipath", "dm-round-robin"), True,
-                   "multipath" in targets and _module_present("dm_round_robin")),
+        Capability(
+            "dm-multipath",
+            ("dm-multipath", "dm-round-robin"),
+            True,
+            "multipath" in targets and _module_present("dm_round_robin"),
+        ),
         Capability("dm-era", ("dm-era",), False, "era" in targets),
         Capability("nbd", ("nbd",), False, _module_present("nbd")),
     ]
@@ -94,14 +110,35 @@ def probe() -> list[Capability]:
         pass
     caps.append(Capability("nvme-multipath", (), False, mp, "nvme_core.multipath" + ("=Y" if mp else " off/absent")))
     resv = nvmet_has_reservations()
-    caps.append(Capability("nvmet-resv", (), False, resv,
-                           "a nexus fences with NVMe reservations" if resv else
-                           "no NVMe reservations in nvmet (Linux 6.13 has them): an old nexus is fenced only by re-sharing"))
+    caps.append(
+        Capability(
+            "nvmet-resv",
+            (),
+            False,
+            resv,
+            "a nexus fences with NVMe reservations"
+            if resv
+            else "no NVMe reservations in nvmet (Linux 6.13 has them): an old nexus is fenced only by re-sharing",
+        )
+    )
     return caps
 
 
-ALL_MODULES = ("configfs", "nvmet", "nvmet-tcp", "nvme-tcp", "nvme-fabrics", "dm-mod", "dm-raid", "raid1",
-               "dm-thin-pool", "dm-multipath", "dm-round-robin", "dm-era", "nbd")
+ALL_MODULES = (
+    "configfs",
+    "nvmet",
+    "nvmet-tcp",
+    "nvme-tcp",
+    "nvme-fabrics",
+    "dm-mod",
+    "dm-raid",
+    "raid1",
+    "dm-thin-pool",
+    "dm-multipath",
+    "dm-round-robin",
+    "dm-era",
+    "nbd",
+)
 
 
 def ensure(modules: tuple[str, ...] = ALL_MODULES, mount_configfs: bool = True) -> list[str]:
@@ -110,11 +147,13 @@ def ensure(modules: tuple[str, ...] = ALL_MODULES, mount_configfs: bool = True) 
     for mod in modules:
         if _module_present(mod):
             continue
-        res = subprocess.run(["modprobe", mod], capture_output=True, text=True)
+        res = subprocess.run(["modprobe", mod], capture_output=True, text=True, check=False)
         if res.returncode != 0:
             problems.append(f"modprobe {mod}: {res.stderr.strip() or res.returncode}")
     if mount_configfs and not _configfs_mounted() and os.path.isdir("/sys/kernel/config"):
-        res = subprocess.run(["mount", "-t", "configfs", "none", "/sys/kernel/config"], capture_output=True, text=True)
+        res = subprocess.run(
+            ["mount", "-t", "configfs", "none", "/sys/kernel/config"], capture_output=True, text=True, check=False
+        )
         if res.returncode != 0:
             problems.append(f"mount configfs: {res.stderr.strip()}")
     return problems

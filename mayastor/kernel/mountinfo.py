@@ -26,7 +26,7 @@ def _unescape(text: str) -> str:
     # mountinfo writes space, tab, newline and backslash as octal escapes
     out, i = [], 0
     while i < len(text):
-        code = text[i + 1:i + 4]
+        code = text[i + 1 : i + 4]
         if text[i] == "\\" and len(code) == 3 and all(c in "01234567" for c in code):
             out.append(chr(int(code, 8)))
             i += 4
@@ -44,8 +44,17 @@ def parse_mountinfo(text: str) -> list[Mount]:
             continue
         sep = fields.index("-", 6)
         major, minor = fields[2].split(":")
-        mounts.append(Mount(int(fields[0]), (int(major), int(minor)), _unescape(fields[3]), _unescape(fields[4]),
-                            tuple(fields[5].split(",")), fields[sep + 1], _unescape(fields[sep + 2])))
+        mounts.append(
+            Mount(
+                int(fields[0]),
+                (int(major), int(minor)),
+                _unescape(fields[3]),
+                _unescape(fields[4]),
+                tuple(fields[5].split(",")),
+                fields[sep + 1],
+                _unescape(fields[sep + 2]),
+            )
+        )
     return mounts
 
 

@@ -16,7 +16,7 @@ from pyroute2.netlink.generic import GenericNetlinkSocket
 from .errors import KernelError, NotSupportedError
 from .kmsg import KmsgCursor
 from .nbd_proto import ExportInfo, NbdAddress, handshake, parse_uri
-from .nbd_sysfs import NbdDevice, is_connected  # noqa: F401 (part of this module's API)
+from .nbd_sysfs import NbdDevice, is_connected
 
 NBD_CMD_CONNECT = 1
 NBD_CMD_DISCONNECT = 2
@@ -60,8 +60,7 @@ class nbdmsg(genlmsg):
 
         class device_item(nla):
             nla_flags = 0x8000
-            nla_map = (("NBD_DEVICE_UNSPEC", "none"), ("NBD_DEVICE_INDEX", "uint32"),
-                       ("NBD_DEVICE_CONNECTED", "uint8"))
+            nla_map = (("NBD_DEVICE_UNSPEC", "none"), ("NBD_DEVICE_INDEX", "uint32"), ("NBD_DEVICE_CONNECTED", "uint8"))
 
 
 class NbdError(KernelError):
@@ -96,15 +95,27 @@ def _request(cmd: int, attrs: list, what: str, target: str = "") -> list:
         sock.close()
 
 
-def connect(uri: str | NbdAddress, index: int | None = None, timeout: int = 30,
-            dead_conn_timeout: int | None = None, backend: str | None = None) -> NbdDevice:
+def connect(
+    uri: str | NbdAddress,
+    index: int | None = None,
+    timeout: int = 30,
+    dead_conn_timeout: int | None = None,
+    backend: str | None = None,
+) -> NbdDevice:
     """Handshake with the server, then attach the socket to /dev/nbdN (kernel-chosen if index is None)."""
     sock, info = handshake(parse_uri(uri) if isinstance(uri, str) else uri)
     return attach(sock, info, str(uri), index, timeout, dead_conn_timeout, backend)
 
 
-def attach(sock, info: ExportInfo, uri: str, index: int | None = None, timeout: int = 30,
-           dead_conn_timeout: int | None = None, backend: str | None = None) -> NbdDevice:
+def attach(
+    sock,
+    info: ExportInfo,
+    uri: str,
+    index: int | None = None,
+    timeout: int = 30,
+    dead_conn_timeout: int | None = None,
+    backend: str | None = None,
+) -> NbdDevice:
     """Hand a socket that has done the handshake to the kernel as /dev/nbdN; the socket is
     closed here (the kernel holds its own reference)."""
     try:

@@ -100,7 +100,7 @@ def negotiate(sock: socket.socket, export_name: str = "") -> ExportInfo:
     size = flags = None
     blocks = (512, 4096, 32 * 1024 * 1024)
     while True:
-        magic, opt, rtype, length = struct.unpack(">QIII", _recv_exact(sock, 20))
+        magic, _opt, rtype, length = struct.unpack(">QIII", _recv_exact(sock, 20))
         if magic != REPLY_MAGIC:
             raise NbdProtocolError(f"bad option reply magic {magic:#x}")
         payload = _recv_exact(sock, length) if length else b""
@@ -141,7 +141,7 @@ class NbdAddress:
         return sock
 
 
-def handshake(addr: NbdAddress) -> tuple[socket.socket, "ExportInfo"]:
+def handshake(addr: NbdAddress) -> tuple[socket.socket, ExportInfo]:
     """Connect and negotiate: the socket, ready for the kernel, and what the server exports. The
     socket is closed when either step fails (OSError, NbdProtocolError)."""
     sock = addr.open()

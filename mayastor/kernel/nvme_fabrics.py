@@ -40,12 +40,12 @@ class HostIdentity:
     hostid: str
 
     @classmethod
-    def generate(cls) -> "HostIdentity":
+    def generate(cls) -> HostIdentity:
         hostid = str(_uuid.uuid4())
         return cls(UUID_NQN_PREFIX + hostid, hostid)
 
     @classmethod
-    def load_or_create(cls, nqn_file: str = HOSTNQN_FILE, id_file: str = HOSTID_FILE) -> "HostIdentity":
+    def load_or_create(cls, nqn_file: str = HOSTNQN_FILE, id_file: str = HOSTID_FILE) -> HostIdentity:
         """Read nvme-cli's files; create both (paired) when missing so the identity survives restarts."""
         try:
             with open(nqn_file) as f:
@@ -94,11 +94,22 @@ class ConnectOptions:
         if (self.hostnqn is None) != (self.hostid is None):
             raise ValueError("hostnqn and hostid must be given together")
         pairs: list[tuple[str, object]] = [
-            ("transport", self.transport), ("traddr", self.traddr), ("trsvcid", self.trsvcid),
+            ("transport", self.transport),
+            ("traddr", self.traddr),
+            ("trsvcid", self.trsvcid),
             ("nqn", self.nqn),
         ]
-        for key in ("hostnqn", "hostid", "nr_io_queues", "queue_size", "keep_alive_tmo", "reconnect_delay",
-                    "ctrl_loss_tmo", "fast_io_fail_tmo", "host_traddr"):
+        for key in (
+            "hostnqn",
+            "hostid",
+            "nr_io_queues",
+            "queue_size",
+            "keep_alive_tmo",
+            "reconnect_delay",
+            "ctrl_loss_tmo",
+            "fast_io_fail_tmo",
+            "host_traddr",
+        ):
             value = getattr(self, key)
             if value is not None:
                 pairs.append((key, value))
@@ -231,8 +242,9 @@ def list_controllers() -> list[Controller]:
     return sorted(out, key=lambda c: c.instance)
 
 
-def find_controllers(nqn: str, traddr: str | None = None, trsvcid: str | None = None,
-                     hostnqn: str | None = None) -> list[Controller]:
+def find_controllers(
+    nqn: str, traddr: str | None = None, trsvcid: str | None = None, hostnqn: str | None = None
+) -> list[Controller]:
     found = []
     for c in list_controllers():
         try:
@@ -315,8 +327,9 @@ def wait_for_namespace(ns_uuid: str, timeout: float = 10.0, hostnqn: str | None 
         if ns is not None and os.path.exists(ns.path):
             return ns
         if time.monotonic() > deadline:
-            raise FabricsError(errno.ETIMEDOUT, f"wait for namespace {ns_uuid}",
-                               "no block device with that uuid appeared", ns_uuid)
+            raise FabricsError(
+                errno.ETIMEDOUT, f"wait for namespace {ns_uuid}", "no block device with that uuid appeared", ns_uuid
+            )
         time.sleep(0.05)
 
 
@@ -340,8 +353,9 @@ def wait_for_subsystem_namespace(nqn: str, timeout: float = 10.0) -> NamespaceDe
         if found:
             return min(found, key=lambda ns: ns.nsid)
         if time.monotonic() > deadline:
-            raise FabricsError(errno.ETIMEDOUT, f"wait for a namespace of {nqn}",
-                               "no block device of that subsystem appeared", nqn)
+            raise FabricsError(
+                errno.ETIMEDOUT, f"wait for a namespace of {nqn}", "no block device of that subsystem appeared", nqn
+            )
         time.sleep(0.05)
 
 

@@ -61,8 +61,11 @@ class NvmeStatusError(KernelError):
 def describe(status: int) -> str:
     sc, sct = status & 0xFF, (status >> 8) & 0x7
     if sct == 0:
-        return {SC_INVALID_OPCODE: "invalid opcode", SC_INVALID_FIELD: "invalid field",
-                SC_RESERVATION_CONFLICT: "reservation conflict"}.get(sc, f"generic status {sc:#x}")
+        return {
+            SC_INVALID_OPCODE: "invalid opcode",
+            SC_INVALID_FIELD: "invalid field",
+            SC_RESERVATION_CONFLICT: "reservation conflict",
+        }.get(sc, f"generic status {sc:#x}")
     return f"status type {sct}, code {sc:#x}"
 
 
@@ -89,8 +92,7 @@ class ReservationStatus:
 
 
 def encode_command(opcode: int, nsid: int, addr: int, data_len: int, cdw10: int, cdw11: int = 0) -> bytearray:
-    return bytearray(_PASSTHRU.pack(opcode, 0, 0, nsid, 0, 0, 0, addr, 0, data_len,
-                                    cdw10, cdw11, 0, 0, 0, 0, 0, 0))
+    return bytearray(_PASSTHRU.pack(opcode, 0, 0, nsid, 0, 0, 0, addr, 0, data_len, cdw10, cdw11, 0, 0, 0, 0, 0, 0))
 
 
 def register_cdw10(action: int, iekey: bool, cptpl: int = CPTPL_NO_CHANGE) -> int:
@@ -111,8 +113,8 @@ def parse_report(data: bytes) -> ReservationStatus:
     for i in range(count):
         off = _HEADER_EXT + i * _REGISTRANT_EXT
         cntlid, rcsts = struct.unpack_from("<HB", data, off)
-        key, = struct.unpack_from("<Q", data, off + 8)
-        regs.append(Registrant(cntlid, bool(rcsts & 1), bytes(data[off + 16:off + 32]), key))
+        (key,) = struct.unpack_from("<Q", data, off + 8)
+        regs.append(Registrant(cntlid, bool(rcsts & 1), bytes(data[off + 16 : off + 32]), key))
     return ReservationStatus(gen, rtype, ptpls, tuple(regs))
 
 
@@ -128,7 +130,7 @@ class Namespace:
             os.close(self.fd)
             raise KernelError(exc.errno or errno.ENOTTY, "NVME_IOCTL_ID", "not an NVMe namespace", path) from None
 
-    def __enter__(self) -> "Namespace":
+    def __enter__(self) -> Namespace:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -152,18 +154,31 @@ class Namespace:
         if status:
             raise NvmeStatusError(status, f"NVMe {what}", self.path)
 
-    def register(self, new_key: int, current_key: int = 0, action: int = REGISTER, iekey: bool = False,
-                 cptpl: int = CPTPL_NO_CHANGE) -> None:
-        self._run("reservation register", OP_REGISTER, bytearray(struct.pack("<QQ", current_key, new_key)),
-                  register_cdw10(action, iekey, cptpl))
+    def register(
+        self,
+        new_key: int,
+        current_key: int = 0,
+        action: int = REGISTER,
+        iekey: bool = False,
+        cptpl: int = CPTPL_NO_CHANGE,
+    ) -> None:
+        self._run(
+            "reservation register",
+            OP_REGISTER,
+            bytearray(struct.pack("<QQ", current_key, new_key)),
+            register_cdw10(action, iekey, cptpl),
+        )
 
     def acquire(self, key: int, rtype: int, action: int = ACQUIRE, preempt_key: int = 0) -> None:
-        self._run("reservation acquire", OP_ACQUIRE, bytearray(struct.pack("<QQ", key, preempt_key)),
-                  acquire_cdw10(action, rtype))
+        self._run(
+            "reservation acquire",
+            OP_ACQUIRE,
+            bytearray(struct.pack("<QQ", key, preempt_key)),
+            acquire_cdw10(action, rtype),
+        )
 
     def release(self, key: int, rtype: int, action: int = RELEASE) -> None:
-        self._run("reservation release", OP_RELEASE, bytearray(struct.pack("<Q", key)),
-                  acquire_cdw10(action, rtype))
+        self._run("reservation release", OP_RELEASE, bytearray(struct.pack("<Q", key)), acquire_cdw10(action, rtype))
 
     def report(self) -> ReservationStatus:
         buf = bytearray(REPORT_BYTES)

@@ -14,9 +14,9 @@ import os
 import uuid as _uuid
 from dataclasses import dataclass
 
+from .. import ramdisk
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..exports import nqn_for
-from .. import ramdisk
 from ..host_identity import host_identity
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
@@ -115,12 +115,21 @@ class LocalReplica(ChildDevice):
             target.release_local(row.name)
             raise
 
-    def _share(self, row_uuid: str | None = None) -> "Nvmf":
+    def _share(self, row_uuid: str | None = None) -> Nvmf:
         """The replica's own share as an NVMe-oF child of this node (the loopback controller)."""
         target = self.ctx.replicas.target
         ns_uuid = row_uuid or self.uri.uuid
-        share = Nvmf(ChildUri(uri=target.uri(self.uri.path, ns_uuid or ""), scheme="nvmf", path=nqn_for(self.uri.path),
-                              host=target.address, port=target.port, uuid=ns_uuid), self.ctx)
+        share = Nvmf(
+            ChildUri(
+                uri=target.uri(self.uri.path, ns_uuid or ""),
+                scheme="nvmf",
+                path=nqn_for(self.uri.path),
+                host=target.address,
+                port=target.port,
+                uuid=ns_uuid,
+            ),
+            self.ctx,
+        )
         share.namespace_timeout = 30  # the wait for the loopback namespace it has always had
         return share
 
@@ -148,8 +157,9 @@ class FileOrDevice(ChildDevice):
         self._target()
 
     def _target(self):
-        return self.ctx.paths.check(self.uri.path, f"child {self.uri.uri}", META_BYTES + 4096,
-                                    Tags(self.ctx.node).nexus_prefix)
+        return self.ctx.paths.check(
+            self.uri.path, f"child {self.uri.uri}", META_BYTES + 4096, Tags(self.ctx.node).nexus_prefix
+        )
 
     def open(self) -> str:
         target = self._target()
@@ -158,8 +168,11 @@ class FileOrDevice(ChildDevice):
             dev = path
         else:
             found = [lo for lo in loop.find_by_file(path) if block.size_bytes(lo.path) > 0]
-            dev = found[0].path if found else loop.attach(path, tag=self.ctx.loop_tag,
-                                                          block_size=self.uri.blk_size or 0).path
+            dev = (
+                found[0].path
+                if found
+                else loop.attach(path, tag=self.ctx.loop_tag, block_size=self.uri.blk_size or 0).path
+            )
         if self.uri.blk_size and block.logical_block_size(dev) != self.uri.blk_size:
             raise InvalidArgument(f"child {self.uri.uri}: block size is {block.logical_block_size(dev)}")
         return dev
@@ -208,9 +221,16 @@ class Nvmf(ChildDevice):
         hostnqn = self.uri.params.get("hostnqn") or ident.hostnqn
         hostid = ident.hostid if hostnqn == ident.hostnqn else str(_uuid.uuid5(_uuid.NAMESPACE_URL, hostnqn))
         return nvme_fabrics.ConnectOptions(
-            nqn=self.uri.path, traddr=self.uri.host, trsvcid=self.uri.port, hostnqn=hostnqn, hostid=hostid,
-            reconnect_delay=NVMF_RECONNECT_DELAY, ctrl_loss_tmo=NVMF_CTRL_LOSS_TMO,
-            fast_io_fail_tmo=NVMF_FAST_IO_FAIL_TMO, keep_alive_tmo=NVMF_KEEP_ALIVE_TMO)
+            nqn=self.uri.path,
+            traddr=self.uri.host,
+            trsvcid=self.uri.port,
+            hostnqn=hostnqn,
+            hostid=hostid,
+            reconnect_delay=NVMF_RECONNECT_DELAY,
+            ctrl_loss_tmo=NVMF_CTRL_LOSS_TMO,
+            fast_io_fail_tmo=NVMF_FAST_IO_FAIL_TMO,
+            keep_alive_tmo=NVMF_KEEP_ALIVE_TMO,
+        )
 
     def controllers(self) -> list[nvme_fabrics.Controller]:
         o = self._opts()
@@ -227,8 +247,9 @@ class Nvmf(ChildDevice):
             except KernelError as exc:
                 raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
         try:
-            return nvme_fabrics.wait_for_namespace(self.uri.uuid, timeout=self.namespace_timeout,
-                                                   hostnqn=self._opts().hostnqn).path
+            return nvme_fabrics.wait_for_namespace(
+                self.uri.uuid, timeout=self.namespace_timeout, hostnqn=self._opts().hostnqn
+            ).path
         except KernelError as exc:
             self.close()
             raise FailedPrecondition(f"child {self.uri.uri}: {exc}") from None
@@ -256,12 +277,14 @@ class Nbd(ChildDevice):
 
     def _find(self):
         from ..kernel import nbd_sysfs
+
         return nbd_sysfs.connected_to(self.backend)
 
     def open(self) -> str:
         # sysfs and the handshake first: a server that is down or silent fails here, before the
         # netlink client (pyroute2, seconds to import under emulation) is even loaded
         from ..kernel import nbd_proto
+
         dev = self._find()
         if dev is not None:
             return dev.path
@@ -271,6 +294,7 @@ class Nbd(ChildDevice):
         except (OSError, nbd_proto.NbdProtocolError) as exc:
             raise FailedPrecondition(f"child {self.uri.uri}: cannot connect: {exc}") from None
         from ..kernel import nbd
+
         try:
             return nbd.attach(sock, info, self.uri.uri, backend=self.backend).path
         except (KernelError, OSError) as exc:
@@ -278,6 +302,7 @@ class Nbd(ChildDevice):
 
     def close(self) -> None:
         from ..kernel import nbd
+
         dev = self._find()
         if dev is not None:
             try:
@@ -288,13 +313,20 @@ class Nbd(ChildDevice):
 
 
 REGISTRY: dict[str, type[ChildDevice]] = {
-    "bdev": LocalReplica, "aio": FileOrDevice, "uring": FileOrDevice, "malloc": Malloc, "nvmf": Nvmf, "nbd": Nbd,
+    "bdev": LocalReplica,
+    "aio": FileOrDevice,
+    "uring": FileOrDevice,
+    "malloc": Malloc,
+    "nvmf": Nvmf,
+    "nbd": Nbd,
 }
 
 
 def device_for(uri: ChildUri, ctx: ChildContext) -> ChildDevice:
     kind = REGISTRY.get(uri.scheme)
     if kind is None:  # a URI kind that only CreateBdev makes (null://)
-        raise InvalidArgument(f"child {uri.uri[:200]}: {uri.scheme} devices are not nexus children here; "
-                              "make one with CreateBdev and use bdev:///<name>")
+        raise InvalidArgument(
+            f"child {uri.uri[:200]}: {uri.scheme} devices are not nexus children here; "
+            "make one with CreateBdev and use bdev:///<name>"
+        )
     return kind(uri, ctx)

@@ -61,8 +61,12 @@ def take(path: str, hostid: str, resv: Reservation, what: str) -> bool:
                 if not _holds(status, me, resv):  # else held already: re-opened after a restart
                     # nothing to preempt on a namespace nobody holds (a restarted target)
                     preempt = bool(resv.preempt_key) and status.holder() is not None
-                    ns.acquire(resv.key, resv.type, nvme_pr.PREEMPT if preempt else nvme_pr.ACQUIRE,
-                               resv.preempt_key if preempt else 0)
+                    ns.acquire(
+                        resv.key,
+                        resv.type,
+                        nvme_pr.PREEMPT if preempt else nvme_pr.ACQUIRE,
+                        resv.preempt_key if preempt else 0,
+                    )
             _check_holder(ns.report(), me, resv)
     except KernelError as exc:
         raise FailedPrecondition(f"{what}: cannot take the NVMe reservation: {exc}") from None
@@ -108,8 +112,9 @@ def _check_holder(status: nvme_pr.ReservationStatus, me: bytes, resv: Reservatio
     if holder is None:
         raise KernelError(errno.EBUSY, "reservation check", "nobody holds the reservation")
     if holder.key != resv.key or holder.hostid != me:
-        raise KernelError(errno.EBUSY, "reservation check",
-                          f"held by host {holder.hostid.hex()} with key {holder.key:#x}")
+        raise KernelError(
+            errno.EBUSY, "reservation check", f"held by host {holder.hostid.hex()} with key {holder.key:#x}"
+        )
 
 
 def fenced(path: str, hostid: str, resv: Reservation) -> bool:

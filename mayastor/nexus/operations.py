@@ -10,15 +10,15 @@ from sqlalchemy import func, select
 
 from .. import validate
 from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
+from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
-from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export
 from . import state as S
-from .stack import SECTOR
 from .children import device_for
+from .stack import SECTOR
 from .uri import parse as parse_uri
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,16 @@ class NexusOperations:
                     raise InvalidArgument(f"child {uri} belongs to nexus {clash.nexus_uuid}")
                 pos = (s.scalar(select(func.max(ChildRow.position)).where(ChildRow.nexus_uuid == uuid)) or 0) + 1
                 # metadata epoch -1: not in the raid until the copier has brought it level
-                kid = ChildRow(nexus_uuid=uuid, uri=p.uri, position=pos if not norebuild else -1,
-                               state="degraded", reason=S.R_OUT_OF_SYNC, device_uuid=p.uuid, healthy=False,
-                               metadata_epoch=-1)
+                kid = ChildRow(
+                    nexus_uuid=uuid,
+                    uri=p.uri,
+                    position=pos if not norebuild else -1,
+                    state="degraded",
+                    reason=S.R_OUT_OF_SYNC,
+                    device_uuid=p.uuid,
+                    healthy=False,
+                    metadata_epoch=-1,
+                )
                 s.add(kid)
             row, kids = self._load(uuid)
             kid = self._child(kids, p.uri)
@@ -87,12 +94,25 @@ class NexusOperations:
         """Record a full rebuild of ``kid`` and start the copier on it."""
         src = next((k.uri for k in kids if k.state == "online" and k.id != kid.id), "")
         with self.store.session() as s:
-            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
-                                                        RebuildJob.dst_uri == kid.uri,
-                                                        RebuildJob.state.in_(("running", "paused")))):
+            for j in s.scalars(
+                select(RebuildJob).where(
+                    RebuildJob.nexus_uuid == row.uuid,
+                    RebuildJob.dst_uri == kid.uri,
+                    RebuildJob.state.in_(("running", "paused")),
+                )
+            ):
                 j.state = "stopped"
-            job = RebuildJob(nexus_uuid=row.uuid, src_uri=src, dst_uri=kid.uri, state="running", partial=False,
-                             blocks_total=row.size // 512, block_size=512, checkpoint=0, phase="copy")
+            job = RebuildJob(
+                nexus_uuid=row.uuid,
+                src_uri=src,
+                dst_uri=kid.uri,
+                state="running",
+                partial=False,
+                blocks_total=row.size // 512,
+                block_size=512,
+                checkpoint=0,
+                phase="copy",
+            )
             s.add(job)
             s.flush()
             job_id = job.id
@@ -101,8 +121,13 @@ class NexusOperations:
     def _renumber(self, uuid: str) -> None:
         """Slots are 0..n-1 in order (the raid table is positional)."""
         with self.store.session() as s:
-            kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == uuid, ChildRow.position >= 0)
-                                  .order_by(ChildRow.position)))
+            kids = list(
+                s.scalars(
+                    select(ChildRow)
+                    .where(ChildRow.nexus_uuid == uuid, ChildRow.position >= 0)
+                    .order_by(ChildRow.position)
+                )
+            )
             for i, k in enumerate(kids):
                 k.position = i
 
@@ -154,8 +179,11 @@ class NexusOperations:
             kid = self._child(kids, uri)
             if action == ONLINE:
                 return self._online(row, kids, kid)
-            state, reason = {OFFLINE: ("degraded", S.R_BY_CLIENT), FAULT_IO_ERROR: ("faulted", S.R_IO_FAILURE),
-                             OFFLINE_PERMANENT: ("faulted", S.R_BY_CLIENT)}[action]
+            state, reason = {
+                OFFLINE: ("degraded", S.R_BY_CLIENT),
+                FAULT_IO_ERROR: ("faulted", S.R_IO_FAILURE),
+                OFFLINE_PERMANENT: ("faulted", S.R_BY_CLIENT),
+            }[action]
             if (kid.state, kid.reason) == (state, reason):
                 return self.view(uuid)
             self._check_not_last_healthy(kids, kid)
@@ -215,17 +243,34 @@ class NexusOperations:
     def _start_job(self, row: Row, kids: list[ChildRow], kid: ChildRow, partial: bool, written: int) -> None:
         src = next((k.uri for k in kids if k.state == "online" and k.id != kid.id), "")
         with self.store.session() as s:
-            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
-                                                        RebuildJob.dst_uri == kid.uri, RebuildJob.state == "running")):
+            for j in s.scalars(
+                select(RebuildJob).where(
+                    RebuildJob.nexus_uuid == row.uuid, RebuildJob.dst_uri == kid.uri, RebuildJob.state == "running"
+                )
+            ):
                 j.state = "stopped"
-            s.add(RebuildJob(nexus_uuid=row.uuid, src_uri=src, dst_uri=kid.uri, state="running", partial=partial,
-                             blocks_total=row.size // 512, block_size=512, checkpoint=written))
+            s.add(
+                RebuildJob(
+                    nexus_uuid=row.uuid,
+                    src_uri=src,
+                    dst_uri=kid.uri,
+                    state="running",
+                    partial=partial,
+                    blocks_total=row.size // 512,
+                    block_size=512,
+                    checkpoint=written,
+                )
+            )
 
     def _end_jobs(self, uuid: str, uri: str, state: str) -> None:
         from ..store.models import utcnow as now
+
         with self.store.session() as s:
-            for j in s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri,
-                                                        RebuildJob.state == "running")):
+            for j in s.scalars(
+                select(RebuildJob).where(
+                    RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri, RebuildJob.state == "running"
+                )
+            ):
                 j.state, j.ended_at = state, now()
 
     # rebuild control (the copier's full rebuilds) -----------------------------------------------
@@ -261,7 +306,7 @@ class NexusOperations:
 
     def _copier(self, uuid: str, uri: str):
         uuid = validate.uuid(uuid, "nexus uuid")
-        row, kids = self._load(uuid)
+        _row, kids = self._load(uuid)
         self._child(kids, uri)
         r = self.rebuilds.get(uuid, uri)
         if r is None:
@@ -330,7 +375,7 @@ class NexusOperations:
             raise InvalidArgument(f"unknown share protocol {share}")
         hosts = validate.host_nqns(allowed_hosts)
         with self._lock(uuid):
-            row, kids = self._running(uuid)
+            row, _kids = self._running(uuid)
             if row.published and row.share != share:
                 raise InvalidArgument(f"nexus {uuid} is already published with another protocol")
             if share == 1:
@@ -357,10 +402,19 @@ class NexusOperations:
 
     def _publish_kernel(self, row: Row) -> None:
         """Export the nexus device (ALREADY_EXISTS when another object owns its NQN)."""
-        self.target.expose(Export(row.name, row.uuid, self.stack(row.uuid).top_device(),
-                                  tuple(row.allowed_hosts or []), (self.nexus_port, self.replica_port),
-                                  (row.min_cntl_id, row.max_cntl_id), row.ana_grpid, row.ana_state or 1,
-                                  namespace_uuid(row.name, row.uuid)))
+        self.target.expose(
+            Export(
+                row.name,
+                row.uuid,
+                self.stack(row.uuid).top_device(),
+                tuple(row.allowed_hosts or []),
+                (self.nexus_port, self.replica_port),
+                (row.min_cntl_id, row.max_cntl_id),
+                row.ana_grpid,
+                row.ana_state or 1,
+                namespace_uuid(row.name, row.uuid),
+            )
+        )
 
     def _unpublish_kernel(self, row: Row) -> None:
         try:

@@ -15,8 +15,8 @@ the nexus down; a failed put at shutdown or destroy is only logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ..kernel.errors import KernelError
 from ..persistent_store import NoStore, StoreUnavailable
@@ -31,8 +31,10 @@ def key_of(row) -> str:
 def nexus_info(row, kids, without: str | None = None, clean_shutdown: bool | None = None) -> dict:
     """The JSON value, children in the order they joined (io-engine appends them)."""
     ordered = sorted((k for k in kids if k.uri != without), key=lambda k: k.id)
-    return {"clean_shutdown": row.clean_shutdown if clean_shutdown is None else clean_shutdown,
-            "children": [{"uuid": k.device_uuid or "", "healthy": bool(k.healthy)} for k in ordered]}
+    return {
+        "clean_shutdown": row.clean_shutdown if clean_shutdown is None else clean_shutdown,
+        "children": [{"uuid": k.device_uuid or "", "healthy": bool(k.healthy)} for k in ordered],
+    }
 
 
 class InfoPublisher:
@@ -43,8 +45,7 @@ class InfoPublisher:
     def enabled(self) -> bool:
         return self.pstore.enabled
 
-    def put(self, row, kids, stack=None, without: str | None = None,
-            clean_shutdown: bool | None = None) -> None:
+    def put(self, row, kids, stack=None, without: str | None = None, clean_shutdown: bool | None = None) -> None:
         """Put the NexusInfo; with ``stack`` (a live nexus) its I/O is held during the put and,
         when the put fails, stays held. Raises StoreUnavailable."""
         if not self.pstore.enabled:
@@ -58,7 +59,7 @@ class InfoPublisher:
                 raise
 
     @contextmanager
-    def _held(self, stack) -> Iterator["_Hold"]:
+    def _held(self, stack) -> Iterator[_Hold]:
         hold = _Hold()
         if stack is None or not stack.exists():
             yield hold

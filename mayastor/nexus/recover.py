@@ -74,8 +74,9 @@ def _one(svc, uuid: str) -> None:
         try:
             svc.device_of(kid).open()
         except (MayastorError, KernelError, OSError) as exc:
-            log.warning("nexus %s: child %s cannot be opened (%s); faulted until it is brought online",
-                        row.name, kid.uri, exc)
+            log.warning(
+                "nexus %s: child %s cannot be opened (%s); faulted until it is brought online", row.name, kid.uri, exc
+            )
             svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
             faulted = True
     row, kids = svc._load_any(uuid)

@@ -9,8 +9,15 @@ from ..errors import InvalidArgument
 
 U64_MAX = (1 << 64) - 1
 # NvmeReservation wire values: Reserved .. ExclusiveAccessAllRegs
-RESERVED, WRITE_EXCLUSIVE, EXCLUSIVE_ACCESS, WRITE_EXCLUSIVE_REGS_ONLY, EXCLUSIVE_ACCESS_REGS_ONLY, \
-    WRITE_EXCLUSIVE_ALL_REGS, EXCLUSIVE_ACCESS_ALL_REGS = range(7)
+(
+    RESERVED,
+    WRITE_EXCLUSIVE,
+    EXCLUSIVE_ACCESS,
+    WRITE_EXCLUSIVE_REGS_ONLY,
+    EXCLUSIVE_ACCESS_REGS_ONLY,
+    WRITE_EXCLUSIVE_ALL_REGS,
+    EXCLUSIVE_ACCESS_ALL_REGS,
+) = range(7)
 # NexusNvmePreemption wire values
 ARG_KEY, HOLDER = 0, 1
 
@@ -23,7 +30,7 @@ class Reservation:
     policy: int = ARG_KEY
 
     @classmethod
-    def from_request(cls, key: int, preempt_key: int, resv_type: int | None, policy: int) -> "Reservation":
+    def from_request(cls, key: int, preempt_key: int, resv_type: int | None, policy: int) -> Reservation:
         for what, v in (("reservation key", key), ("preempt key", preempt_key)):
             if not 0 <= v <= U64_MAX:
                 raise InvalidArgument(f"{what} {v} is not a uint64")
@@ -39,7 +46,7 @@ class Reservation:
             raise InvalidArgument("invalid NVMe reservation parameters")
         return r
 
-    def acquire_only(self) -> "Reservation":
+    def acquire_only(self) -> Reservation:
         """The same key and type, taken without preempting anyone."""
         return replace(self, policy=ARG_KEY, preempt_key=0)
 

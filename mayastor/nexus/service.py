@@ -18,26 +18,26 @@ from configfs.subsystem import CNTLID_MAX
 
 from .. import validate
 from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
+from ..exports import nqn_for
 from ..kernel import block
 from ..kernel.errors import KernelError
+from ..netaddr import host_port
+from ..persistent_store import StoreUnavailable
+from ..rebuild.full import RebuildManager, release_era_meta
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
 from ..store import Replica as ReplicaRow
-from ..exports import nqn_for
+from ..store.models import utcnow as now
+from . import fence, reservation
 from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .operations import NexusOperations
 from .persist import InfoPublisher
-from . import fence, reservation
 from .reservation import Reservation
-from ..persistent_store import StoreUnavailable
 from .stack import META_BYTES, SECTOR, Leg, NexusStack, region_sectors_for
-from ..rebuild.full import RebuildManager, release_era_meta
 from .uri import ChildUri
 from .uri import parse as parse_uri
-from ..netaddr import host_port
-from ..store.models import utcnow as now
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,21 @@ class NexusView:
 
 
 class NexusService(NexusOperations):
-    def __init__(self, node_name: str, store, ctl, tags, locks, replicas, target, ports: tuple[int, int],
-                 loop_tag: str, paths, pstore=None, meta_dir: str | None = None):
+    def __init__(
+        self,
+        node_name: str,
+        store,
+        ctl,
+        tags,
+        locks,
+        replicas,
+        target,
+        ports: tuple[int, int],
+        loop_tag: str,
+        paths,
+        pstore=None,
+        meta_dir: str | None = None,
+    ):
         self.node, self.store, self.ctl, self.tags, self.locks = node_name, store, ctl, tags, locks
         self.infos = InfoPublisher(pstore)  # NexusInfo in etcd (-p); nothing without it
         self.meta_dir = meta_dir  # new nexuses keep their raid metadata here, not on the children
@@ -96,18 +109,27 @@ class NexusService(NexusOperations):
     def device_of(self, kid: ChildRow) -> ChildDevice:
         return device_for(parse_uri(kid.uri), self.ctx)
 
-    def _set_child(self, kid_id: int, state: str, reason: int, healthy: bool | None = None,
-                   fault: bool = False) -> None:
+    def _set_child(
+        self, kid_id: int, state: str, reason: int, healthy: bool | None = None, fault: bool = False
+    ) -> None:
         """Persist a child's new state and, in the same transaction, the nexus state it implies.
         The last healthy child stays healthy (io-engine's rule for NexusInfo: the control plane
         then rebuilds the volume from the child with the newest data)."""
         with self.store.session() as s:
             k = s.get(ChildRow, kid_id)
             k.state, k.reason = state, reason
-            if healthy is False and k.healthy and not s.scalar(select(ChildRow.id).where(
-                    ChildRow.nexus_uuid == k.nexus_uuid, ChildRow.id != k.id, ChildRow.healthy.is_(True))):
-                log.warning("nexus %s: %s is the last healthy child: it stays healthy in NexusInfo",
-                            k.nexus_uuid, k.uri)
+            if (
+                healthy is False
+                and k.healthy
+                and not s.scalar(
+                    select(ChildRow.id).where(
+                        ChildRow.nexus_uuid == k.nexus_uuid, ChildRow.id != k.id, ChildRow.healthy.is_(True)
+                    )
+                )
+            ):
+                log.warning(
+                    "nexus %s: %s is the last healthy child: it stays healthy in NexusInfo", k.nexus_uuid, k.uri
+                )
                 healthy = None
             if healthy is not None:
                 k.healthy = healthy
@@ -143,8 +165,7 @@ class NexusService(NexusOperations):
 
     def shutdown_in_background(self, uuid: str) -> None:
         """Shut the nexus down from a thread of its own (the caller may hold the nexus lock)."""
-        threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}",
-                         daemon=True).start()
+        threading.Thread(target=self._shutdown_quietly, args=(uuid,), name=f"shutdown-{uuid[:8]}", daemon=True).start()
 
     def _shutdown_quietly(self, uuid: str) -> None:
         try:
@@ -174,8 +195,9 @@ class NexusService(NexusOperations):
     def _in_table(kid: ChildRow) -> bool:
         """Does the child get its real device in the raid table? Healthy and resyncing children do;
         faulted and offline ones have their slot pointed at dm-error (stack.ensure_error_leg)."""
-        return kid.position >= 0 and (kid.state == "online" or
-                                      (kid.state == "degraded" and kid.reason == S.R_OUT_OF_SYNC))
+        return kid.position >= 0 and (
+            kid.state == "online" or (kid.state == "degraded" and kid.reason == S.R_OUT_OF_SYNC)
+        )
 
     @staticmethod
     def _needs_copy(row: Row, kid: ChildRow) -> bool:
@@ -187,8 +209,7 @@ class NexusService(NexusOperations):
 
     def raid_members(self, row: Row, kids: list[ChildRow]) -> list[ChildRow]:
         """The children with a slot in the raid table, in slot order (slot = index here)."""
-        return sorted((k for k in kids if k.position >= 0 and not self._needs_copy(row, k)),
-                      key=lambda k: k.position)
+        return sorted((k for k in kids if k.position >= 0 and not self._needs_copy(row, k)), key=lambda k: k.position)
 
     # the kernel side ----------------------------------------------------------------------------
     @staticmethod
@@ -208,8 +229,9 @@ class NexusService(NexusOperations):
             raise InvalidArgument(f"child {kid.uri} is too small: {have} bytes, the nexus needs {need}{inline}")
         return st.ensure_leg(kid.id, dev, local_meta=row.meta_local)
 
-    def _raid_targets(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(),
-                      nosync: bool = False) -> tuple[list, bool]:
+    def _raid_targets(
+        self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False
+    ) -> tuple[list, bool]:
         """The raid table the rows describe, and whether md must re-add a leg it had faulted."""
         st = self.stack(row.uuid)
         sectors = row.size // SECTOR
@@ -238,8 +260,9 @@ class NexusService(NexusOperations):
             nosync = True
         return st.raid_table(legs, sectors, row.region_sectors, rebuild, nosync=nosync), revive
 
-    def _apply(self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False,
-               revive: bool = False) -> None:
+    def _apply(
+        self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False, revive: bool = False
+    ) -> None:
         """Load the raid table the rows describe; ``fresh`` child ids get wiped metadata and
         ``rebuild`` (unless ``nosync``). ``revive`` cycles suspend/resume so md re-adds legs it
         had faulted and whose devices are readable again (partial resync from the bitmap)."""
@@ -262,8 +285,11 @@ class NexusService(NexusOperations):
         """The last step of a full rebuild (I/O held at the top): rebuild the raid from zeroed
         superblocks with the in-sync children and the copied one, all declared in sync."""
         st = self.stack(row.uuid)
-        members = [k for k in kids if k.position >= 0 and (k.id == dst.id or (
-            k.state == "online" and not self._needs_copy(row, k)))]
+        members = [
+            k
+            for k in kids
+            if k.position >= 0 and (k.id == dst.id or (k.state == "online" and not self._needs_copy(row, k)))
+        ]
         epoch = row.metadata_epoch + 1
         with self.store.session() as s:
             r = s.get(Row, row.uuid)
@@ -333,8 +359,11 @@ class NexusService(NexusOperations):
         Onto the share it only acquires, never preempts: a host that took the reservation first
         owns the volume, and this nexus stops."""
         with self.store.snapshot() as s:
-            kids = [k for k in s.scalars(select(ChildRow).where(ChildRow.uri.like(f"bdev:///{name}%")))
-                    if parse_uri(k.uri).path == name]
+            kids = [
+                k
+                for k in s.scalars(select(ChildRow).where(ChildRow.uri.like(f"bdev:///{name}%")))
+                if parse_uri(k.uri).path == name
+            ]
         ids = {k.id for k in kids}
         for uuid in sorted({k.nexus_uuid for k in kids}):
             with self._lock(uuid):
@@ -381,14 +410,21 @@ class NexusService(NexusOperations):
             log.warning("closing child %s: %s", kid.uri, exc)
 
     # create / destroy ---------------------------------------------------------------------------
-    def create(self, name: str, uuid: str, size: int, children: list[str], min_cntlid: int = 0,
-               max_cntlid: int = 0, reservation: Reservation = Reservation(),
-               nexus_info_key: str = "") -> NexusView:
+    def create(
+        self,
+        name: str,
+        uuid: str,
+        size: int,
+        children: list[str],
+        min_cntlid: int = 0,
+        max_cntlid: int = 0,
+        reservation: Reservation = Reservation(),
+        nexus_info_key: str = "",
+    ) -> NexusView:
         uuid = validate.uuid(uuid, "nexus uuid")
         name = validate.name(name or uuid, "nexus name")
         if size <= 0 or size % BLOCK or size > validate.SIZE_MAX:
-            raise InvalidArgument(f"nexus size {size} must be a positive multiple of {BLOCK} "
-                                  f"up to {validate.SIZE_MAX}")
+            raise InvalidArgument(f"nexus size {size} must be a positive multiple of {BLOCK} up to {validate.SIZE_MAX}")
         if not children:
             raise InvalidArgument("a nexus needs at least one child")
         parsed = [parse_uri(c) for c in children]
@@ -411,18 +447,49 @@ class NexusService(NexusOperations):
                 self._record_intent(name, uuid, size, parsed, lo, hi, reservation, nexus_info_key)
             return self._build(name, uuid)
 
-    def _record_intent(self, name: str, uuid: str, size: int, parsed: list[ChildUri], lo: int, hi: int,
-                       resv: Reservation, nexus_info_key: str) -> None:
+    def _record_intent(
+        self,
+        name: str,
+        uuid: str,
+        size: int,
+        parsed: list[ChildUri],
+        lo: int,
+        hi: int,
+        resv: Reservation,
+        nexus_info_key: str,
+    ) -> None:
         with self.store.session() as s:
-            s.add(Row(uuid=uuid, name=name, size=size, state="init", lifecycle="creating", min_cntl_id=lo,
-                      max_cntl_id=hi, resv_key=resv.key, preempt_key=resv.preempt_key,
-                      resv_type=resv.type, preempt_policy=resv.policy,
-                      region_sectors=region_sectors_for(size // SECTOR), nexus_info_key=nexus_info_key or None,
-                      meta_local=self.meta_dir is not None))
+            s.add(
+                Row(
+                    uuid=uuid,
+                    name=name,
+                    size=size,
+                    state="init",
+                    lifecycle="creating",
+                    min_cntl_id=lo,
+                    max_cntl_id=hi,
+                    resv_key=resv.key,
+                    preempt_key=resv.preempt_key,
+                    resv_type=resv.type,
+                    preempt_policy=resv.policy,
+                    region_sectors=region_sectors_for(size // SECTOR),
+                    nexus_info_key=nexus_info_key or None,
+                    meta_local=self.meta_dir is not None,
+                )
+            )
             s.flush()
             for i, p in enumerate(parsed):
-                s.add(ChildRow(nexus_uuid=uuid, uri=p.uri, position=i, state="online", reason=S.R_NONE,
-                               device_uuid=p.uuid, healthy=True))
+                s.add(
+                    ChildRow(
+                        nexus_uuid=uuid,
+                        uri=p.uri,
+                        position=i,
+                        state="online",
+                        reason=S.R_NONE,
+                        device_uuid=p.uuid,
+                        healthy=True,
+                    )
+                )
 
     def _build(self, name: str, uuid: str) -> NexusView:
         """Open the children and assemble the stack of a recorded nexus (its lock held); on
@@ -467,7 +534,8 @@ class NexusService(NexusOperations):
                 raise AlreadyExists(f"the name {name} belongs to replica {replica} (its NQN would be shared)")
             ids = {p.uuid for p in parsed if p.uuid}
             clash = s.scalar(select(ChildRow).where(ChildRow.uri.in_(uris))) or (
-                s.scalar(select(ChildRow).where(ChildRow.device_uuid.in_(ids))) if ids else None)
+                s.scalar(select(ChildRow).where(ChildRow.device_uuid.in_(ids))) if ids else None
+            )
             if clash is not None:
                 raise InvalidArgument(f"child {clash.uri} belongs to nexus {clash.nexus_uuid}")
         return None
@@ -545,8 +613,9 @@ class NexusService(NexusOperations):
         if row is None:
             raise NotFound(f"nexus {uuid} not found")
         with self.store.session() as s:
-            jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid,
-                                                           RebuildJob.state == "running")))
+            jobs = list(
+                s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running"))
+            )
         progress: dict[str, int] = {}
         if jobs:
             try:
@@ -586,5 +655,7 @@ class NexusService(NexusOperations):
             if row is None:
                 raise NotFound(f"no nexus info under {key}")
             kids = list(s.scalars(select(ChildRow).where(ChildRow.nexus_uuid == row.uuid)))
-            return {"clean_shutdown": row.clean_shutdown,
-                    "children": [{"uuid": k.device_uuid or "", "uri": k.uri, "healthy": k.healthy} for k in kids]}
+            return {
+                "clean_shutdown": row.clean_shutdown,
+                "children": [{"uuid": k.device_uuid or "", "uri": k.uri, "healthy": k.healthy} for k in kids],
+            }

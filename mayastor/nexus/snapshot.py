@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .. import validate
 from ..errors import FailedPrecondition, InvalidArgument, MayastorError
-from .uri import parse as parse_uri
 from ..netaddr import host_port
+from .uri import parse as parse_uri
 
 PEER_TIMEOUT = 30.0
-ERRNO_OF_CODE = {"NOT_FOUND": errno.ENOENT, "ALREADY_EXISTS": errno.EEXIST, "RESOURCE_EXHAUSTED": errno.ENOSPC,
-                 "INVALID_ARGUMENT": errno.EINVAL, "FAILED_PRECONDITION": errno.EBUSY,
-                 "DEADLINE_EXCEEDED": errno.ETIMEDOUT, "UNAVAILABLE": errno.ENOTCONN}
+ERRNO_OF_CODE = {
+    "NOT_FOUND": errno.ENOENT,
+    "ALREADY_EXISTS": errno.EEXIST,
+    "RESOURCE_EXHAUSTED": errno.ENOSPC,
+    "INVALID_ARGUMENT": errno.EINVAL,
+    "FAILED_PRECONDITION": errno.EBUSY,
+    "DEADLINE_EXCEEDED": errno.ETIMEDOUT,
+    "UNAVAILABLE": errno.ENOTCONN,
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,9 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
 
 
-def create(svc, nexus_uuid: str, entity_id: str, txn_id: str, snapshot_name: str, wanted: list[Wanted],
-           grpc_port: int) -> Outcome:
+def create(
+    svc, nexus_uuid: str, entity_id: str, txn_id: str, snapshot_name: str, wanted: list[Wanted], grpc_port: int
+) -> Outcome:
     nexus_uuid = validate.uuid(nexus_uuid, "nexus uuid")
     validate.snapshot_name(snapshot_name)
     if not wanted:
@@ -52,7 +59,7 @@ def create(svc, nexus_uuid: str, entity_id: str, txn_id: str, snapshot_name: str
     if len({w.replica_uuid for w in wanted}) != len(wanted):
         raise InvalidArgument("a replica is listed twice")
     with svc._lock(nexus_uuid):
-        row, kids = svc._running(nexus_uuid)
+        _row, kids = svc._running(nexus_uuid)
         by_uuid = {k.device_uuid: k for k in kids if k.device_uuid}
         missing = [w.replica_uuid for w in wanted if w.replica_uuid not in by_uuid]
         if missing:
@@ -62,14 +69,17 @@ def create(svc, nexus_uuid: str, entity_id: str, txn_id: str, snapshot_name: str
             raise FailedPrecondition(f"nexus {nexus_uuid} has no healthy child: nothing to snapshot")
         svc.ctl.suspend(st.top_name)  # flush: what was acknowledged is on every leg
         try:
-            out = Outcome(datetime.now(timezone.utc))
+            out = Outcome(datetime.now(UTC))
             for w in wanted:
                 if w.skip:
                     out.skipped.append(w.replica_uuid)
                     continue
                 kid = by_uuid[w.replica_uuid]
-                code = errno.ENODEV if kid.state != "online" else _one(svc, kid.uri, w, snapshot_name, entity_id,
-                                                                       txn_id, grpc_port)
+                code = (
+                    errno.ENODEV
+                    if kid.state != "online"
+                    else _one(svc, kid.uri, w, snapshot_name, entity_id, txn_id, grpc_port)
+                )
                 out.done.append((w.replica_uuid, code))
         finally:
             svc.ctl.resume(st.top_name)
@@ -93,11 +103,19 @@ def _remote(endpoint: str, w: Wanted, name: str, entity_id: str, txn_id: str) ->
     import grpc
 
     from ..grpc import protos as P
+
     with grpc.insecure_channel(endpoint) as ch:
         try:
-            P.snapshot_grpc.SnapshotRpcStub(ch).CreateReplicaSnapshot(P.snapshot.CreateReplicaSnapshotRequest(
-                replica_uuid=w.replica_uuid, snapshot_uuid=w.snapshot_uuid, snapshot_name=name,
-                entity_id=entity_id, txn_id=txn_id), timeout=PEER_TIMEOUT)
+            P.snapshot_grpc.SnapshotRpcStub(ch).CreateReplicaSnapshot(
+                P.snapshot.CreateReplicaSnapshotRequest(
+                    replica_uuid=w.replica_uuid,
+                    snapshot_uuid=w.snapshot_uuid,
+                    snapshot_name=name,
+                    entity_id=entity_id,
+                    txn_id=txn_id,
+                ),
+                timeout=PEER_TIMEOUT,
+            )
             return 0
         except grpc.RpcError as exc:
             return ERRNO_OF_CODE.get(exc.code().name, errno.EIO)

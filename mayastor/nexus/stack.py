@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 
 from ..kernel import block, dm, loop
-from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
 from ..kernel.dm import ensure, remove
+from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
 from ..pool.thinpool import Tags
 
 SECTOR = 512
@@ -76,8 +76,7 @@ def release_meta_file(path: str) -> None:
 
 
 class NexusStack:
-    def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str, meta_dir: str | None = None,
-                 loop_tag: str = ""):
+    def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str, meta_dir: str | None = None, loop_tag: str = ""):
         self.ctl, self.tags, self.uuid = ctl, tags, uuid
         self.meta_dir, self.loop_tag = meta_dir, loop_tag
 
@@ -108,16 +107,16 @@ class NexusStack:
         if local_meta:
             src = _devnum(device)
             meta_src = self._meta_loop(cid)
-            meta = ensure(self.ctl, self.leg_name(cid, "meta"),
-                          [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
+            meta = ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{meta_src} 0")])
             data = ensure(self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size, "linear", f"{src} 0")])
             return Leg(cid, meta.devnum, data.devnum)
         if size <= META_SECTORS:
             raise ValueError(f"{device} is smaller than the {META_BYTES >> 20} MiB metadata area")
         src = _devnum(device)
         meta = ensure(self.ctl, self.leg_name(cid, "meta"), [dm.Target(0, META_SECTORS, "linear", f"{src} 0")])
-        data = ensure(self.ctl, self.leg_name(cid, "data"),
-                      [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")])
+        data = ensure(
+            self.ctl, self.leg_name(cid, "data"), [dm.Target(0, size - META_SECTORS, "linear", f"{src} {META_SECTORS}")]
+        )
         return Leg(cid, meta.devnum, data.devnum)
 
     def ensure_error_leg(self, cid: int, sectors: int) -> Leg:
@@ -189,16 +188,21 @@ class NexusStack:
         out = set()
         for d in self.ctl.list_devices():
             if d.name.startswith(prefix):
-                head = d.name[len(prefix):].split("-", 1)[0]
+                head = d.name[len(prefix) :].split("-", 1)[0]
                 if head.isdigit():
                     out.add(int(head))
         return sorted(out)
 
     # raid and top ---------------------------------------------------------------------------
-    def raid_table(self, legs: list[Leg], sectors: int, region: int, rebuild: list[int] | None = None,
-                   nosync: bool = False) -> list[dm.Target]:
-        t = Raid1Table(legs=[(leg.meta, leg.data) for leg in legs], region_size=region,
-                       rebuild=list(rebuild or []), sync="nosync" if nosync else None)
+    def raid_table(
+        self, legs: list[Leg], sectors: int, region: int, rebuild: list[int] | None = None, nosync: bool = False
+    ) -> list[dm.Target]:
+        t = Raid1Table(
+            legs=[(leg.meta, leg.data) for leg in legs],
+            region_size=region,
+            rebuild=list(rebuild or []),
+            sync="nosync" if nosync else None,
+        )
         return [dm.Target(0, sectors, "raid", t.params())]
 
     def load_raid(self, targets: list[dm.Target]) -> dm.DeviceInfo:
@@ -236,8 +240,9 @@ class NexusStack:
 
     def ensure_era(self, meta_devnum: str, sectors: int) -> dm.DeviceInfo:
         raid = self.ctl.info(self.raid_name).devnum
-        return ensure(self.ctl, self.era_name,
-                      [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))])
+        return ensure(
+            self.ctl, self.era_name, [dm.Target(0, sectors, "era", era_params(meta_devnum, raid, ERA_BLOCK_SECTORS))]
+        )
 
     def era_meta_devnum(self) -> str | None:
         if not self.ctl.exists(self.era_name):

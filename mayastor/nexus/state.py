@@ -17,10 +17,38 @@ CHILD_UNKNOWN, CHILD_ONLINE, CHILD_DEGRADED, CHILD_FAULTED = 0, 1, 2, 3
 CHILD_STATE_NAMES = {0: "unknown", 1: "online", 2: "degraded", 3: "faulted"}
 CHILD_STATE_WIRE = {v: k for k, v in CHILD_STATE_NAMES.items()}
 # ChildStateReason wire values
-(R_NONE, R_INIT, R_CLOSED, R_CANNOT_OPEN, R_CONFIG_INVALID, R_REBUILD_FAILED, R_IO_FAILURE, R_BY_CLIENT,
- R_OUT_OF_SYNC, R_NO_SPACE, R_TIMED_OUT, R_ADMIN_FAILED) = range(12)
-REASON_NAMES = dict(enumerate(("none", "init", "closed", "cannot_open", "config_invalid", "rebuild_failed",
-                               "io_failure", "by_client", "out_of_sync", "no_space", "timed_out", "admin_failed")))
+(
+    R_NONE,
+    R_INIT,
+    R_CLOSED,
+    R_CANNOT_OPEN,
+    R_CONFIG_INVALID,
+    R_REBUILD_FAILED,
+    R_IO_FAILURE,
+    R_BY_CLIENT,
+    R_OUT_OF_SYNC,
+    R_NO_SPACE,
+    R_TIMED_OUT,
+    R_ADMIN_FAILED,
+) = range(12)
+REASON_NAMES = dict(
+    enumerate(
+        (
+            "none",
+            "init",
+            "closed",
+            "cannot_open",
+            "config_invalid",
+            "rebuild_failed",
+            "io_failure",
+            "by_client",
+            "out_of_sync",
+            "no_space",
+            "timed_out",
+            "admin_failed",
+        )
+    )
+)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "init": frozenset({"online", "degraded", "faulted", "shutting_down"}),
@@ -59,8 +87,9 @@ def is_permanent_fault(state: str, reason: int) -> bool:
 
 
 # child state a leg's dm-raid health character implies, given what we had recorded
-def from_health(char: str, state: str, reason: int, sync_action: str = "idle",
-                peer_in_sync: bool = True) -> tuple[str, int] | None:
+def from_health(
+    char: str, state: str, reason: int, sync_action: str = "idle", peer_in_sync: bool = True
+) -> tuple[str, int] | None:
     """New (state, reason) for a child whose raid slot shows ``char``, or None to keep it.
     'D' faults a child that was serving; 'a' is a leg being recovered; 'A' is in sync. During a
     ``resync`` md shows every leg 'a' (it re-copies the bitmap's dirty regions from the first leg

@@ -81,8 +81,12 @@ def _query(uri: str, scheme: str, raw: str) -> dict[str, str]:
 def _check_path(uri: str, path: str) -> str:
     if not path.startswith("/") or len(path) > PATH_MAX:
         raise _fail(uri, "expected an absolute path")
-    if any(c in path for c in "\0\n\r") or any(p in (".", "..") for p in path.split("/")[1:]) \
-            or "//" in path or path.endswith("/"):
+    if (
+        any(c in path for c in "\0\n\r")
+        or any(p in (".", "..") for p in path.split("/")[1:])
+        or "//" in path
+        or path.endswith("/")
+    ):
         raise _fail(uri, "path must be normalised (no '.', '..', '//', NUL or newline)")
     return path
 
@@ -111,8 +115,9 @@ def parse(uri: str) -> ChildUri:
         raise _fail(uri, f"malformed URI: {exc}") from None
     scheme = ALIASES.get(parts.scheme, parts.scheme)
     if scheme not in QUERY_KEYS:
-        raise _fail(uri, f"unsupported scheme {parts.scheme!r} (known: "
-                         f"{', '.join(sorted(set(QUERY_KEYS) | set(ALIASES)))})")
+        raise _fail(
+            uri, f"unsupported scheme {parts.scheme!r} (known: {', '.join(sorted(set(QUERY_KEYS) | set(ALIASES)))})"
+        )
     if parts.fragment:
         raise _fail(uri, "fragments are not allowed")
     q = _query(uri, scheme, parts.query)

@@ -66,8 +66,11 @@ class NexusWatcher:
 
     def scan(self) -> None:
         with self.svc.store.session() as s:
-            uuids = list(s.scalars(select(Row.uuid).where(Row.lifecycle == "ready",
-                                                          Row.state.notin_(("shutting_down", "shutdown")))))
+            uuids = list(
+                s.scalars(
+                    select(Row.uuid).where(Row.lifecycle == "ready", Row.state.notin_(("shutting_down", "shutdown")))
+                )
+            )
         for uuid in uuids:
             try:
                 with self.svc.locks.hold(f"nexus:{uuid}", timeout=0.05):
@@ -88,8 +91,13 @@ class NexusWatcher:
             return
         by_slot = dict(enumerate(svc.raid_members(row, kids)))
         with svc.store.session() as s:  # md resyncs in progress: their end is _finish_jobs' to record
-            resyncing = set(s.scalars(select(RebuildJob.dst_uri).where(
-                RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running", RebuildJob.phase == "")))
+            resyncing = set(
+                s.scalars(
+                    select(RebuildJob.dst_uri).where(
+                        RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running", RebuildJob.phase == ""
+                    )
+                )
+            )
         changed = False
         for slot, char in enumerate(status.health):
             kid = by_slot.get(slot)
@@ -98,15 +106,23 @@ class NexusWatcher:
             new = S.from_health(char, kid.state, kid.reason, status.sync_action, "A" in status.health)
             if new is None or (new[0] == "online" and kid.uri in resyncing):
                 continue  # a finished resync: job and child state change together in _finish_jobs
-            log.info("nexus %s: child %s %s -> %s (raid health %s, sync %s)", row.name, kid.uri, kid.state,
-                     new[0], status.health, status.sync_action)
+            log.info(
+                "nexus %s: child %s %s -> %s (raid health %s, sync %s)",
+                row.name,
+                kid.uri,
+                kid.state,
+                new[0],
+                status.health,
+                status.sync_action,
+            )
             faulted = new[0] == "faulted"
             reason = new[1]
             if faulted and svc.fenced(row, kid):
                 # another nexus of the volume took the reservation: this one stops, as io-engine's
                 # does, and neither retires the replica nor rebuilds onto it
-                log.error("nexus %s: child %s: reservation conflict, another nexus holds it; shutting down",
-                          row.name, kid.uri)
+                log.error(
+                    "nexus %s: child %s: reservation conflict, another nexus holds it; shutting down", row.name, kid.uri
+                )
                 svc.shutdown_in_background(uuid)
                 return
             if faulted:
@@ -115,15 +131,15 @@ class NexusWatcher:
                 why = "out of space" if reason == S.R_NO_SPACE else "I/O error"
                 log.warning("nexus %s: child %s failed (%s); nexus continues on the others", row.name, kid.uri, why)
                 svc._end_jobs(uuid, kid.uri, "failed")
-            svc._set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False,
-                           fault=faulted)
+            svc._set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False, fault=faulted)
             changed = True
         if st.exists() and st.top_path_failed():
             if any(svc.fenced(row, k) for k in kids if k.state == "online"):
                 # every leg failed at once and md marked none (it keeps the last one): a
                 # reservation conflict on all of them is a preempt, not a lost volume
-                log.error("nexus %s: reservation conflict on its children, another nexus holds them; "
-                          "shutting down", row.name)
+                log.error(
+                    "nexus %s: reservation conflict on its children, another nexus holds them; shutting down", row.name
+                )
                 svc.shutdown_in_background(uuid)
                 return
             for kid in kids:
@@ -140,11 +156,16 @@ class NexusWatcher:
     def _finish_jobs(self, row, kids, status) -> bool:
         svc = self.svc
         from ..store.models import utcnow as now
+
         done = False
         with svc.store.session() as s:
-            jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == row.uuid,
-                                                           RebuildJob.state == "running",
-                                                           RebuildJob.phase == "")))  # md's, not the copier's
+            jobs = list(
+                s.scalars(
+                    select(RebuildJob).where(
+                        RebuildJob.nexus_uuid == row.uuid, RebuildJob.state == "running", RebuildJob.phase == ""
+                    )
+                )
+            )  # md's, not the copier's
         slots = {k.id: i for i, k in enumerate(svc.raid_members(row, kids))}
         for job in jobs:
             kid = next((k for k in kids if k.uri == job.dst_uri), None)
@@ -159,8 +180,13 @@ class NexusWatcher:
                 j.blocks_recovered = j.blocks_total
                 j.blocks_transferred = max(written - j.checkpoint, 0) * 512 // j.block_size
             svc._set_child(kid.id, "online", S.R_NONE, healthy=True)
-            log.info("nexus %s: child %s in sync again (%s rebuild, %d blocks written)", row.name, kid.uri,
-                     "partial" if job.partial else "full", max(written - job.checkpoint, 0))
+            log.info(
+                "nexus %s: child %s in sync again (%s rebuild, %d blocks written)",
+                row.name,
+                kid.uri,
+                "partial" if job.partial else "full",
+                max(written - job.checkpoint, 0),
+            )
             done = True
         if done:
             live = svc.stack(row.uuid).live_raid_table()

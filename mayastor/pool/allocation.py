@@ -51,17 +51,24 @@ def clip_extents(extents: list[tuple[int, int]], size: int) -> list[tuple[int, i
     return [(s, min(n, size - s)) for s, n in extents if s < size]
 
 
-def mapped_extents(ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin_id: int,
-                   size: int) -> list[tuple[int, int]]:
+def mapped_extents(
+    ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin_id: int, size: int
+) -> list[tuple[int, int]]:
     """Byte extents of thin device ``thin_id`` that hold data, read from a metadata snapshot."""
     with _SNAP_LOCK:
         return _mapped_extents(ctl, pool_name, meta_devnode, thin_id, size)
 
 
-def _mapped_extents(ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin_id: int,
-                    size: int) -> list[tuple[int, int]]:
-    res = dm.run_on_metadata_snapshot(ctl, pool_name, "reserve_metadata_snap", "release_metadata_snap",
-                                      ["thin_dump", "--metadata-snap", "--dev-id", str(thin_id), meta_devnode])
+def _mapped_extents(
+    ctl: dm.DeviceMapper, pool_name: str, meta_devnode: str, thin_id: int, size: int
+) -> list[tuple[int, int]]:
+    res = dm.run_on_metadata_snapshot(
+        ctl,
+        pool_name,
+        "reserve_metadata_snap",
+        "release_metadata_snap",
+        ["thin_dump", "--metadata-snap", "--dev-id", str(thin_id), meta_devnode],
+    )
     if res.returncode != 0:
         raise RuntimeError(f"thin_dump of {meta_devnode} failed: {res.stderr.strip()}")
     _, extents = parse_thin_dump(res.stdout, thin_id)

@@ -28,6 +28,7 @@ class PoolCondition:
 
 class PoolBackend(ABC):
     """A live pool. ``uuid``, ``name`` and ``disks`` (canonical URIs) are set by the subclass."""
+
     uuid: str
     name: str
     disks: list[str]
@@ -103,7 +104,7 @@ class PoolBackend(ABC):
     def mapped_extents(self, vol, size: int) -> list[tuple[int, int]]:
         """Byte extents of the volume that hold data, cut at ``size``."""
 
-    def prepare_volumes(self) -> None:
+    def prepare_volumes(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Make what volumes need before the first is made (an LVM pool's thin pool); called
         before space is checked, so the check sees the pool as volumes will."""
 
@@ -121,5 +122,5 @@ class PoolBackend(ABC):
         deletes thin ids no row claims only there)."""
         return False
 
-    def delete_orphan_thin(self, thin_id: int) -> None:
+    def delete_orphan_thin(self, thin_id: int) -> None:  # noqa: B027 - an optional hook
         """Delete a thin id no row claims (only where owns_thin_pool said so)."""

@@ -40,11 +40,11 @@ class Catalog:
         return block.ljust(-(-len(block) // 4096) * 4096, b"\0")
 
     @classmethod
-    def decode(cls, raw: bytes) -> "Catalog | None":
+    def decode(cls, raw: bytes) -> Catalog | None:
         magic, gen, length, crc = _HEAD.unpack_from(raw)
         if magic != MAGIC:
             return None
-        body = raw[_HEAD.size:_HEAD.size + length]
+        body = raw[_HEAD.size : _HEAD.size + length]
         if len(body) != length or zlib.crc32(body) != crc:
             return None
         return cls(gen, json.loads(zlib.decompress(body))["replicas"])

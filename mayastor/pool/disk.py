@@ -14,15 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from .. import ramdisk, validate
 from ..errors import InvalidArgument, NotFound
 from ..kernel import block, loop
-from .. import ramdisk, validate
 from ..paths import PathPolicy
 from .label import MIN_DISK_BYTES
 
 SCHEMES = ("aio", "uring", "malloc")
-QUERY_KEYS = {"aio": ("blk_size", "uuid", "size_mb"), "uring": ("blk_size", "uuid", "size_mb"),
-              "malloc": ("blk_size", "uuid", "size_mb", "num_blocks")}
+QUERY_KEYS = {
+    "aio": ("blk_size", "uuid", "size_mb"),
+    "uring": ("blk_size", "uuid", "size_mb"),
+    "malloc": ("blk_size", "uuid", "size_mb", "num_blocks"),
+}
 PATH_MAX = 1024
 
 
@@ -69,8 +72,9 @@ def parse(uri: str) -> DiskUri:
         return DiskUri("aio", _check_path(uri, uri))
     parts = urlsplit(uri)
     if parts.scheme not in SCHEMES:
-        raise InvalidArgument(f"disk {uri!r}: unsupported scheme {parts.scheme!r}, expected one of "
-                              f"{', '.join(SCHEMES)} or a plain path")
+        raise InvalidArgument(
+            f"disk {uri!r}: unsupported scheme {parts.scheme!r}, expected one of {', '.join(SCHEMES)} or a plain path"
+        )
     if parts.netloc or parts.fragment:
         raise InvalidArgument(f"disk {uri!r}: expected {parts.scheme}:///absolute/path")
     query: dict[str, str] = {}
@@ -140,16 +144,18 @@ class OpenDisk:
             self.ram.destroy()
 
 
-def open_disk(d: DiskUri, policy: PathPolicy, own_holders: str, create: bool = False,
-              loop_tag: str = "mayastor", node: str = "") -> OpenDisk:
+def open_disk(
+    d: DiskUri, policy: PathPolicy, own_holders: str, create: bool = False, loop_tag: str = "mayastor", node: str = ""
+) -> OpenDisk:
     """Resolve a disk to a block device; files get a loop device (reused if already attached),
     whose lo_file_name is ``loop_tag`` so reconcile can recognise it. ``policy`` checks the path
     before anything is opened for writing; only dm devices named ``own_holders``* may hold it.
     A RAM disk lives in the pool disks' name space of ``node``."""
     if d.is_ram:
         return _open_ram(d, loop_tag, node, create)
-    target = policy.check(d.path, f"disk {d.canonical}", MIN_DISK_BYTES, own_holders,
-                          create=create and bool(d.size_mb), pool_disk=True)
+    target = policy.check(
+        d.path, f"disk {d.canonical}", MIN_DISK_BYTES, own_holders, create=create and bool(d.size_mb), pool_disk=True
+    )
     path = target.path
     if not target.exists:
         with open(path, "xb") as f:

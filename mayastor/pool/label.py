@@ -79,7 +79,7 @@ class PoolLabel:
         return block.ljust(LABEL_BLOCK, b"\0")
 
     @classmethod
-    def decode(cls, block: bytes) -> "PoolLabel":
+    def decode(cls, block: bytes) -> PoolLabel:
         if len(block) < _HEAD.size:
             raise LabelError("short label block")
         magic, version, length, crc = _HEAD.unpack_from(block)
@@ -87,7 +87,7 @@ class PoolLabel:
             raise LabelError("no pool label (magic missing)")
         if version > VERSION:
             raise LabelError(f"label version {version} is newer than this daemon understands ({VERSION})")
-        body = block[_HEAD.size:_HEAD.size + length]
+        body = block[_HEAD.size : _HEAD.size + length]
         if len(body) != length or zlib.crc32(body) != crc:
             raise LabelError("pool label checksum mismatch")
         data = json.loads(body)
@@ -95,7 +95,7 @@ class PoolLabel:
         return cls(disks=disks, **data)
 
 
-def mappable_bytes(label: "PoolLabel") -> int:
+def mappable_bytes(label: PoolLabel) -> int:
     """Data the pool's thin metadata can map at dm-thin's estimate (a pool may grow up to this)."""
     return label.metadata_len // THIN_META_BYTES_PER_BLOCK * label.cluster_size
 
@@ -118,8 +118,13 @@ def check_cluster_size(cluster_size: int | None) -> int:
     return DEFAULT_CLUSTER
 
 
-def plan(name: str, disk_sizes: list[int], cluster_size: int | None = None, md_ratio: float = 1.0,
-         pool_uuid: str | None = None) -> PoolLabel:
+def plan(
+    name: str,
+    disk_sizes: list[int],
+    cluster_size: int | None = None,
+    md_ratio: float = 1.0,
+    pool_uuid: str | None = None,
+) -> PoolLabel:
     """Lay out a new pool over disks of the given sizes (bytes)."""
     if not disk_sizes:
         raise LabelError("a pool needs at least one disk")
@@ -132,8 +137,9 @@ def plan(name: str, disk_sizes: list[int], cluster_size: int | None = None, md_r
             raise LabelError(f"disk {i} ({size} bytes) is too small for a pool")
         disks.append(DiskEntry(i, str(_uuid.uuid4()), size, LABEL_AREA, usable))
     meta = metadata_size(sum(d.length for d in disks), cluster, md_ratio)
-    label = PoolLabel(name=name, pool_uuid=pool_uuid or str(_uuid.uuid4()), cluster_size=cluster,
-                      metadata_len=meta, disks=disks)
+    label = PoolLabel(
+        name=name, pool_uuid=pool_uuid or str(_uuid.uuid4()), cluster_size=cluster, metadata_len=meta, disks=disks
+    )
     if label.data_len <= 0:
         raise LabelError("no room left for data after the thin metadata")
     return label
@@ -161,6 +167,7 @@ def linear_segments(label: PoolLabel, disk_devs: list[str], start: int, length: 
 
 
 # -- on-disk I/O -----------------------------------------------------------------------------------
+
 
 def _pwrite_sync(dev: str, offset: int, data: bytes) -> None:
     fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)

@@ -57,8 +57,11 @@ class LabelPool(PoolBackend):
         if st.failed:
             return PoolCondition(POOL_FAULTED, None, f"thin-pool {self.thin.name} has failed")
         if st.needs_check or st.mode != "rw":
-            return PoolCondition(POOL_DEGRADED, st, f"thin-pool {self.thin.name} is {st.mode}"
-                                 + (" and needs a check" if st.needs_check else ""))
+            return PoolCondition(
+                POOL_DEGRADED,
+                st,
+                f"thin-pool {self.thin.name} is {st.mode}" + (" and needs a check" if st.needs_check else ""),
+            )
         return PoolCondition(POOL_ONLINE, st, "")
 
     def out_of_space(self) -> bool:

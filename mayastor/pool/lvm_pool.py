@@ -57,9 +57,14 @@ def _error(what: str, exc: lvm.LvmError) -> Exception:
 # tags <-> records ----------------------------------------------------------------------------------
 def tags_of(rec: dict) -> set[str]:
     """The tags that record a volume (values escaped, long ones split: lvm_tools.tags_for)."""
-    t = {TAG, lvm.tag(K + "name", rec["name"]), lvm.tag(K + "share", SHARES.get(rec.get("share") or 0, "off")),
-         lvm.tag(K + "key", str(rec["thin_id"])), lvm.tag(K + "kind", rec.get("kind") or "replica"),
-         lvm.tag(K + "thin", "true" if rec.get("thin", True) else "false")}
+    t = {
+        TAG,
+        lvm.tag(K + "name", rec["name"]),
+        lvm.tag(K + "share", SHARES.get(rec.get("share") or 0, "off")),
+        lvm.tag(K + "key", str(rec["thin_id"])),
+        lvm.tag(K + "kind", rec.get("kind") or "replica"),
+        lvm.tag(K + "thin", "true" if rec.get("thin", True) else "false"),
+    }
     for h in rec.get("allowed_hosts") or []:
         t.add(lvm.tag(K + "allowed_hosts", h))
     for key in ("entity_id", "txn_id", "created_at"):
@@ -85,12 +90,21 @@ def record_of(lv: dict) -> dict | None:
     if key is None or not key.isdigit():
         return None  # an LV of io-engine's own LVM pools (plain linear): not a thin volume we can serve
     hosts = sorted(lvm.unescape(v) for k, v in pairs if k == K + "allowed_hosts" and v)
-    return {"uuid": lv["lv_name"], "name": one("name") or lv["lv_name"], "thin_id": int(key),
-            "size": int(lv["lv_size"]), "thin": one("thin") != "false",
-            "entity_id": one("entity_id"), "share": 1 if one("share") == "nvmf" else 0,
-            "allowed_hosts": hosts, "kind": one("kind") or "replica", "source_uuid": one("source"),
-            "discarded": (K + "discarded", None) in pairs, "txn_id": one("txn_id"),
-            "created_at": one("created_at")}
+    return {
+        "uuid": lv["lv_name"],
+        "name": one("name") or lv["lv_name"],
+        "thin_id": int(key),
+        "size": int(lv["lv_size"]),
+        "thin": one("thin") != "false",
+        "entity_id": one("entity_id"),
+        "share": 1 if one("share") == "nvmf" else 0,
+        "allowed_hosts": hosts,
+        "kind": one("kind") or "replica",
+        "source_uuid": one("source"),
+        "discarded": (K + "discarded", None) in pairs,
+        "txn_id": one("txn_id"),
+        "created_at": one("created_at"),
+    }
 
 
 # the volume group ----------------------------------------------------------------------------------
@@ -116,9 +130,16 @@ def find_vg(name: str | None = None, uuid: str | None = None) -> VgReport | None
     if not rows:
         return None
     r = rows[0]
-    return VgReport(r["vg_name"], r["vg_uuid"], int(r["vg_size"]), int(r["vg_free"]), int(r["vg_extent_size"]),
-                    [t for t in r["vg_tags"].split(",") if t], r["vg_attr"],
-                    sorted({row["pv_name"] for row in rows if row.get("pv_name")}))
+    return VgReport(
+        r["vg_name"],
+        r["vg_uuid"],
+        int(r["vg_size"]),
+        int(r["vg_free"]),
+        int(r["vg_extent_size"]),
+        [t for t in r["vg_tags"].split(",") if t],
+        r["vg_attr"],
+        sorted({row["pv_name"] for row in rows if row.get("pv_name")}),
+    )
 
 
 @dataclass
@@ -134,7 +155,7 @@ class LvmPool(PoolBackend):
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def of(cls, vg: VgReport, ctl: DeviceMapper) -> "LvmPool":
+    def of(cls, vg: VgReport, ctl: DeviceMapper) -> LvmPool:
         pool = cls(vg.uuid, vg.name, list(vg.pvs), ctl, vg.extent_size)
         pool._vg, pool._vg_at = vg, time.monotonic()
         return pool
@@ -328,8 +349,9 @@ class LvmPool(PoolBackend):
                 return
             rec = record_of(lv)
             if rec is None or rec["thin_id"] != vol.thin_id:
-                log.warning("LV %s/%s is not the volume recorded (key %s): left alone", self.name, vol.uuid,
-                            vol.thin_id)
+                log.warning(
+                    "LV %s/%s is not the volume recorded (key %s): left alone", self.name, vol.uuid, vol.thin_id
+                )
                 return
             lvm.run("lvremove", "-y", self._lv(vol.uuid))
         except lvm.LvmError as exc:
@@ -395,8 +417,9 @@ def open_vg(name: str, devices: list[str], uuid: str | None, ctl: DeviceMapper) 
         if uuid is not None and uuid != vg.uuid:
             raise InvalidArgument(f"LVM pool {name}: a VG has its own uuid ({vg.uuid}); do not give one")
         if not _same_disks(vg, devices):
-            raise InvalidArgument(f"LVM pool {name}: the volume group is on {', '.join(vg.pvs)}, "
-                                  f"not on {', '.join(devices)}")
+            raise InvalidArgument(
+                f"LVM pool {name}: the volume group is on {', '.join(vg.pvs)}, not on {', '.join(devices)}"
+            )
         if TAG not in vg.tags:
             lvm.run("vgchange", "-q", "--addtag", TAG, name)
         pool = LvmPool.of(find_vg(name=name) or vg, ctl)

@@ -18,8 +18,10 @@ import re
 import shutil
 import subprocess
 
-CONFIG = ("activation{udev_sync=0 udev_rules=0 monitoring=0} "
-          "devices{obtain_device_list_from_udev=0 use_devicesfile=0} global{use_lvmlockd=0}")
+CONFIG = (
+    "activation{udev_sync=0 udev_rules=0 monitoring=0} "
+    "devices{obtain_device_list_from_udev=0 use_devicesfile=0} global{use_lvmlockd=0}"
+)
 TIMEOUT = 600  # a loaded TCG VM runs one lvm command in seconds; never cut one short in the middle
 TAG_MAX = 1024
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_+.\-/=!:&]")
@@ -49,7 +51,9 @@ def run(command: str, *args: str) -> str:
     """``lvm <command> --config=... args``; stdout, or LvmError."""
     argv = [_lvm_binary(), command, f"--config={CONFIG}", *args]
     env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1", LC_ALL="C")
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL, check=False
+    )
     if r.returncode != 0:
         raise LvmError([command, *args], r.returncode, r.stderr)
     return r.stdout
@@ -78,8 +82,8 @@ def unescape(value: str) -> str:
     raw = bytearray()
     i = 0
     while i < len(value):
-        if value[i] == "#" and i + 2 < len(value) and re.fullmatch(r"[0-9a-f]{2}", value[i + 1:i + 3]):
-            raw.append(int(value[i + 1:i + 3], 16))
+        if value[i] == "#" and i + 2 < len(value) and re.fullmatch(r"[0-9a-f]{2}", value[i + 1 : i + 3]):
+            raw.append(int(value[i + 1 : i + 3], 16))
             i += 3
         else:
             raw.extend(value[i].encode())
@@ -100,7 +104,7 @@ def tags_for(key: str, value: str) -> list[str]:
     of 255 characters, escaped, can be three times lvm's tag limit)."""
     text = escape(value)
     room = TAG_MAX - len(key) - 5  # "=" and ".NNN"
-    parts = [text[i:i + room] for i in range(0, len(text), room)] or [""]
+    parts = [text[i : i + room] for i in range(0, len(text), room)] or [""]
     return [f"{key}={parts[0]}"] + [f"{key}.{n}={p}" for n, p in enumerate(parts[1:], 1)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+
 from sqlalchemy import select
 
 from .. import crashpoint, validate
@@ -18,17 +19,17 @@ from ..kernel import loop
 from ..kernel.dm import DeviceMapper
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
+from ..paths import PathPolicy
 from ..store import Pool as PoolRow
 from ..store import Replica as ReplicaRow
 from ..store.db import Store
 from . import catalog as cat
-from ..paths import PathPolicy
-from .disk import DiskUri, OpenDisk, open_disk, parse
-from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
 from . import lvm_pool, lvm_tools
 from .backend import POOL_TYPE_LVM, POOL_TYPE_LVS, PoolBackend
+from .disk import DiskUri, OpenDisk, open_disk, parse
+from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
 from .label_pool import LabelPool
-from .thinpool import ThinPool, Tags
+from .thinpool import Tags, ThinPool
 
 log = logging.getLogger(__name__)
 MIN_LVM_DISK = 8 << 20  # two 4 MiB extents: a thin pool's metadata and one data extent
@@ -59,8 +60,7 @@ class PoolService:
         raise NotFound(f"pool {name_or_uuid} not found")
 
     def list(self, name: str | None = None, uuid: str | None = None) -> list[LivePool]:
-        return [p for p in self.live.values()
-                if (name is None or p.name == name) and (uuid is None or p.uuid == uuid)]
+        return [p for p in self.live.values() if (name is None or p.name == name) and (uuid is None or p.uuid == uuid)]
 
     # create / import ----------------------------------------------------------------------------
     @staticmethod
@@ -81,8 +81,15 @@ class PoolService:
                 if d.key in used:
                     raise InvalidArgument(f"disk {d.canonical} is already used by pool {p.name}")
 
-    def create(self, name: str, disks: list[str], uuid: str | None = None, pooltype: int = POOL_TYPE_LVS,
-               cluster_size: int | None = None, md_ratio: float | None = None) -> LivePool:
+    def create(
+        self,
+        name: str,
+        disks: list[str],
+        uuid: str | None = None,
+        pooltype: int = POOL_TYPE_LVS,
+        cluster_size: int | None = None,
+        md_ratio: float | None = None,
+    ) -> LivePool:
         validate.name(name, "pool name")
         if pooltype == POOL_TYPE_LVM:
             return self._open_lvm(name, disks, uuid, create=True)
@@ -105,7 +112,7 @@ class PoolService:
             try:
                 labels = self._read_labels(opened)
                 if any(labels):
-                    found = next(l for l in labels if l)
+                    found = next(lab for lab in labels if lab)
                     if found.name != name:
                         raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
                     if uuid and found.pool_uuid != uuid:
@@ -123,8 +130,11 @@ class PoolService:
         opened: list[OpenDisk] = []
         try:
             for d in parsed:
-                opened.append(open_disk(d, self.paths, self.tags.pool_prefix, create=create, loop_tag=self.loop_tag,
-                                        node=self.tags.node))
+                opened.append(
+                    open_disk(
+                        d, self.paths, self.tags.pool_prefix, create=create, loop_tag=self.loop_tag, node=self.tags.node
+                    )
+                )
         except KernelError as exc:
             self._close_all(opened)
             raise _wrap_kernel("open disk", exc) from None
@@ -148,17 +158,32 @@ class PoolService:
         except LabelError as exc:
             raise FailedPrecondition(str(exc)) from None
 
-    def _create_locked(self, name: str, uuid: str | None, opened: list[OpenDisk], cluster_size: int | None,
-                       md_ratio: float) -> LivePool:
+    def _create_locked(
+        self, name: str, uuid: str | None, opened: list[OpenDisk], cluster_size: int | None, md_ratio: float
+    ) -> LivePool:
         try:
             label = plan(name, [d.size for d in opened], cluster_size, md_ratio, uuid)
         except LabelError as exc:
             raise InvalidArgument(str(exc)) from None
         with self.store.session() as s:
-            s.add(PoolRow(uuid=label.pool_uuid, name=name, disks=[d.uri.canonical for d in opened],
-                          cluster_size=label.cluster_size, lifecycle="creating", transaction_id=0))
-        pool = LabelPool(label.pool_uuid, name, [d.uri.canonical for d in opened], label, opened,
-                         ThinPool(self.ctl, self.tags, label, [d.device for d in opened]))
+            s.add(
+                PoolRow(
+                    uuid=label.pool_uuid,
+                    name=name,
+                    disks=[d.uri.canonical for d in opened],
+                    cluster_size=label.cluster_size,
+                    lifecycle="creating",
+                    transaction_id=0,
+                )
+            )
+        pool = LabelPool(
+            label.pool_uuid,
+            name,
+            [d.uri.canonical for d in opened],
+            label,
+            opened,
+            ThinPool(self.ctl, self.tags, label, [d.device for d in opened]),
+        )
         try:
             pool.thin.assemble(fresh=True)
             crashpoint.hit("pool.create.assembled")
@@ -184,7 +209,7 @@ class PoolService:
             pool.thin.teardown()
             for d in pool.open_disks:
                 wipe_label(d.device, d.size)
-        except Exception as exc:  # keep the row: reconcile retries the rollback
+        except Exception as exc:  # noqa: BLE001 - keep the row: reconcile retries the rollback
             log.error("rolling back pool %s: %s", pool.name, exc)
             return
         with self.store.session() as s:
@@ -192,8 +217,9 @@ class PoolService:
             if row is not None:
                 s.delete(row)
 
-    def import_pool(self, name: str, disks: list[str], uuid: str | None = None,
-                    pooltype: int = POOL_TYPE_LVS) -> LivePool:
+    def import_pool(
+        self, name: str, disks: list[str], uuid: str | None = None, pooltype: int = POOL_TYPE_LVS
+    ) -> LivePool:
         validate.name(name, "pool name")
         if pooltype == POOL_TYPE_LVM:
             return self._open_lvm(name, disks, uuid, create=False)
@@ -211,7 +237,7 @@ class PoolService:
                 labels = self._read_labels(opened)
                 if not any(labels):  # io-engine: the blobstore cannot be imported -> INVALID_ARGUMENT
                     raise InvalidArgument(f"no pool label on {', '.join(d.canonical for d in parsed)}")
-                found = next(l for l in labels if l)
+                found = next(lab for lab in labels if lab)
                 if found.name != name:
                     raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
                 if uuid and found.pool_uuid != uuid:
@@ -222,18 +248,24 @@ class PoolService:
                 raise
 
     def _import_locked(self, name: str, opened: list[OpenDisk], labels: list[PoolLabel | None]) -> LivePool:
-        first = next(l for l in labels if l)
-        if any(l is None or l.pool_uuid != first.pool_uuid for l in labels):
+        first = next(lab for lab in labels if lab)
+        if any(lab is None or lab.pool_uuid != first.pool_uuid for lab in labels):
             raise InvalidArgument("the disks given belong to different pools (or some carry no label)")
-        by_uuid = {l.disks[l.this_disk].disk_uuid: d for l, d in zip(labels, opened)}
+        by_uuid = {lab.disks[lab.this_disk].disk_uuid: d for lab, d in zip(labels, opened)}
         wanted = [e.disk_uuid for e in first.disks]
         if set(by_uuid) != set(wanted):
             raise FailedPrecondition(f"pool {name} spans {len(wanted)} disks; {len(opened)} given do not match")
         ordered = [by_uuid[u] for u in wanted]
         label = labels[opened.index(ordered[0])]
         label.this_disk = 0
-        pool = LabelPool(label.pool_uuid, name, [d.uri.canonical for d in ordered], label, ordered,
-                         ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]))
+        pool = LabelPool(
+            label.pool_uuid,
+            name,
+            [d.uri.canonical for d in ordered],
+            label,
+            ordered,
+            ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]),
+        )
         try:
             pool.thin.assemble()
             pool.catalog = cat.read(pool.catalog_device)
@@ -242,8 +274,13 @@ class PoolService:
         self._record_imported(pool, pool.catalog.generation)
         self._fence(pool)
         self.live[pool.uuid] = pool
-        log.info("pool %s (%s) imported from %s with %d catalogued replicas", name, pool.uuid,
-                 ", ".join(pool.disks), len(pool.catalog.replicas))
+        log.info(
+            "pool %s (%s) imported from %s with %d catalogued replicas",
+            name,
+            pool.uuid,
+            ", ".join(pool.disks),
+            len(pool.catalog.replicas),
+        )
         return pool
 
     def _record_imported(self, pool: LivePool, transaction_id: int = 0) -> None:
@@ -251,8 +288,17 @@ class PoolService:
         with self.store.session() as s:
             row = s.get(PoolRow, pool.uuid)
             if row is None:
-                s.add(PoolRow(uuid=pool.uuid, name=pool.name, disks=pool.disks, cluster_size=pool.cluster_size,
-                              pooltype=pool.pooltype, lifecycle="ready", transaction_id=transaction_id))
+                s.add(
+                    PoolRow(
+                        uuid=pool.uuid,
+                        name=pool.name,
+                        disks=pool.disks,
+                        cluster_size=pool.cluster_size,
+                        pooltype=pool.pooltype,
+                        lifecycle="ready",
+                        transaction_id=transaction_id,
+                    )
+                )
                 for rec in pool.catalogued():
                     s.add(ReplicaRow(pool_uuid=pool.uuid, lifecycle="ready", **_row_fields(rec)))
             else:
@@ -306,6 +352,7 @@ class PoolService:
     @staticmethod
     def _read_labels_of(device: str) -> PoolLabel | None:
         from ..kernel import block
+
         try:
             return read_label(device, block.size_bytes(device))
         except LabelError as exc:
@@ -341,8 +388,11 @@ class PoolService:
         with self.locks.hold(f"catalog:{pool.uuid}"):
             if rows is None:
                 with self.store.session() as s:
-                    rows = list(s.scalars(select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid,
-                                                                   ReplicaRow.lifecycle == "ready")))
+                    rows = list(
+                        s.scalars(
+                            select(ReplicaRow).where(ReplicaRow.pool_uuid == pool.uuid, ReplicaRow.lifecycle == "ready")
+                        )
+                    )
             pool.write_catalog(sorted((_record(r) for r in rows), key=lambda r: r["thin_id"]))
 
     # export / destroy ---------------------------------------------------------------------------
@@ -442,7 +492,8 @@ class PoolService:
                 last.size, last.length = old
                 raise FailedPrecondition(
                     f"pool {pool.name}: its thin metadata ({label.metadata_len >> 20} MiB) maps at most "
-                    f"{mappable_bytes(label)} bytes; create the pool with a larger md_resv_ratio to grow it further")
+                    f"{mappable_bytes(label)} bytes; create the pool with a larger md_resv_ratio to grow it further"
+                )
             try:
                 for i, d in enumerate(pool.open_disks):
                     write_label(d.device, label, i, d.size)
@@ -458,8 +509,20 @@ class PoolService:
 
 
 # catalog records <-> rows --------------------------------------------------------------------------
-_FIELDS = ("uuid", "name", "thin_id", "size", "thin", "entity_id", "share", "allowed_hosts", "kind",
-           "source_uuid", "discarded", "txn_id")
+_FIELDS = (
+    "uuid",
+    "name",
+    "thin_id",
+    "size",
+    "thin",
+    "entity_id",
+    "share",
+    "allowed_hosts",
+    "kind",
+    "source_uuid",
+    "discarded",
+    "txn_id",
+)
 
 
 def _record(row: ReplicaRow) -> dict:
@@ -470,6 +533,7 @@ def _record(row: ReplicaRow) -> dict:
 
 def _row_fields(rec: dict) -> dict:
     from datetime import datetime
+
     out = {f: rec.get(f) for f in _FIELDS}
     out["allowed_hosts"] = out["allowed_hosts"] or []
     if rec.get("created_at"):

@@ -57,7 +57,7 @@ class Tags:
         """('pool', uuid, part), ('thin', uuid, '') or ('nexus', uuid, part) for our names; None otherwise."""
         if not self.owns(dm_name):
             return None
-        rest = dm_name[len(self.prefix):]
+        rest = dm_name[len(self.prefix) :]
         if rest.startswith("pool-") and len(rest) > 42:
             return "pool", rest[5:41], rest[42:]
         if rest.startswith("thin-"):
@@ -78,8 +78,10 @@ class ThinPool:
 
     def _linear(self, start: int, length: int) -> list[dm.Target]:
         devnums = [f"{os.major(os.stat(d).st_rdev)}:{os.minor(os.stat(d).st_rdev)}" for d in self.devices]
-        return [dm.Target(s, n, "linear", linear_params(dev, off))
-                for s, n, dev, off in linear_segments(self.label, devnums, start, length)]
+        return [
+            dm.Target(s, n, "linear", linear_params(dev, off))
+            for s, n, dev, off in linear_segments(self.label, devnums, start, length)
+        ]
 
     def _pool_table(self, meta: dm.DeviceInfo, data: dm.DeviceInfo) -> list[dm.Target]:
         params = thin_pool_params(meta.devnum, data.devnum, self.block_sectors, 0, POOL_FEATURES)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .._native._buffer import AlignedBuffer
 from .._native.copy import copy_range
@@ -51,9 +51,19 @@ class CopyJob:
     ``rate``: bytes per second of source walked, 0 for unlimited. ``on_checkpoint(progress)`` is
     called about every ``checkpoint_every`` seconds and at the end, from the copying thread."""
 
-    def __init__(self, src: str, dst: str, extents: list[tuple[int, int]], *, skip_zero: bool = True,
-                 rate: int = 0, start: int = 0, direct: bool = True,
-                 on_checkpoint: Callable[[Progress], None] | None = None, checkpoint_every: float = 1.0):
+    def __init__(
+        self,
+        src: str,
+        dst: str,
+        extents: list[tuple[int, int]],
+        *,
+        skip_zero: bool = True,
+        rate: int = 0,
+        start: int = 0,
+        direct: bool = True,
+        on_checkpoint: Callable[[Progress], None] | None = None,
+        checkpoint_every: float = 1.0,
+    ):
         self.src, self.dst, self.skip_zero = src, dst, skip_zero
         self.extents = sorted(extents)
         self.rate = rate

@@ -109,17 +109,20 @@ class FullRebuild:
                 values.update(checkpoint=p.position, blocks_recovered=p.position // 512)
             values["blocks_transferred"] = values["bytes_written"] // 512
             self._set_job(**values)
+
         return save
 
     # the job --------------------------------------------------------------------------------------
     def _main(self) -> None:
         from ..store.models import utcnow as now
+
         try:
             self._run()
         except Stopped:
             if self._halted:
-                log.info("nexus %s: rebuild of %s halted at shutdown; it resumes at the next start",
-                         self.uuid, self.dst_uri)
+                log.info(
+                    "nexus %s: rebuild of %s halted at shutdown; it resumes at the next start", self.uuid, self.dst_uri
+                )
                 return
             log.info("nexus %s: rebuild of %s stopped", self.uuid, self.dst_uri)
             self._set_job(state="stopped", ended_at=now())
@@ -185,8 +188,16 @@ class FullRebuild:
             if sum(n for _, n in extents) <= FINAL_DELTA:
                 break
             j = self._job()
-            self._run_copy(CopyJob(src_data, dst_data, extents, skip_zero=False, rate=rate,
-                                   on_checkpoint=self._on_checkpoint(j.bytes_read, j.bytes_written, False)))
+            self._run_copy(
+                CopyJob(
+                    src_data,
+                    dst_data,
+                    extents,
+                    skip_zero=False,
+                    rate=rate,
+                    on_checkpoint=self._on_checkpoint(j.bytes_read, j.bytes_written, False),
+                )
+            )
             since = nxt
             self._set_job(era=since)
         self._wait_if_paused()
@@ -199,8 +210,9 @@ class FullRebuild:
         local = [k for k in healthy if parse_uri(k.uri).scheme == "bdev"]
         return (local or healthy)[0]
 
-    def _copy_pass(self, src: ChildRow, src_data: str, dst_data: str, size: int, rate: int,
-                   job: RebuildJob, off: int) -> None:
+    def _copy_pass(
+        self, src: ChildRow, src_data: str, dst_data: str, size: int, rate: int, job: RebuildJob, off: int
+    ) -> None:
         skip_zero = self._discard_rest(dst_data, job.checkpoint, size)
         extents = [(0, size)]
         parsed = parse_uri(src.uri)
@@ -211,8 +223,15 @@ class FullRebuild:
                 # the leg's data starts at the nexus's data offset on the replica
                 extents = [(max(s - off, 0), s + n - max(s, off)) for s, n in mapped if s + n > off]
                 extents = [(s, min(n, size - s)) for s, n in extents if s < size]
-        copy = CopyJob(src_data, dst_data, extents, skip_zero=skip_zero, rate=rate, start=job.checkpoint,
-                       on_checkpoint=self._on_checkpoint(job.bytes_read, job.bytes_written, True))
+        copy = CopyJob(
+            src_data,
+            dst_data,
+            extents,
+            skip_zero=skip_zero,
+            rate=rate,
+            start=job.checkpoint,
+            on_checkpoint=self._on_checkpoint(job.bytes_read, job.bytes_written, True),
+        )
         self._run_copy(copy)
         self._set_job(checkpoint=size, blocks_recovered=size // 512)
 
@@ -233,6 +252,7 @@ class FullRebuild:
 
     def _written(self, st, meta: str, since: int, size: int) -> list[tuple[int, int]]:
         from ..nexus.stack import ERA_BLOCK_SECTORS
+
         block_bytes = ERA_BLOCK_SECTORS * 512
         runs = era.written_since(self.svc.ctl, st.era_name, meta, since)
         out = [(b * block_bytes, n * block_bytes) for b, n in runs]
@@ -241,8 +261,15 @@ class FullRebuild:
     def _md_busy(self, row, kids: list[ChildRow], dst: ChildRow) -> bool:
         """Is md resyncing another child (a partial rebuild)? The swap waits for it to end."""
         from ..nexus import state as S
-        return any(k.id != dst.id and k.position >= 0 and k.state == "degraded" and k.reason == S.R_OUT_OF_SYNC
-                   and not self.svc._needs_copy(row, k) for k in kids)
+
+        return any(
+            k.id != dst.id
+            and k.position >= 0
+            and k.state == "degraded"
+            and k.reason == S.R_OUT_OF_SYNC
+            and not self.svc._needs_copy(row, k)
+            for k in kids
+        )
 
     def _finish(self, st, meta: str, since: int, src_data: str, dst_data: str, dst: ChildRow) -> None:
         svc = self.svc
@@ -269,8 +296,12 @@ class FullRebuild:
                 extents = self._written(st, meta, since, row.size)
                 j = self._job()
                 p = CopyJob(src_data, dst_data, extents, skip_zero=False).run()
-                self._set_job(bytes_read=j.bytes_read + p.read, bytes_written=j.bytes_written + p.written,
-                              blocks_transferred=(j.bytes_written + p.written) // 512, phase="final")
+                self._set_job(
+                    bytes_read=j.bytes_read + p.read,
+                    bytes_written=j.bytes_written + p.written,
+                    blocks_transferred=(j.bytes_written + p.written) // 512,
+                    phase="final",
+                )
                 svc._swap_in_copied_child(row, kids, dst)
             finally:
                 # the top maps the raid again (the era layer is dropped below) and resumes
@@ -278,14 +309,16 @@ class FullRebuild:
                 ctl.resume(st.top_name)
             from ..nexus import state as S
             from ..store.models import utcnow as now
+
             # the job ends before the child turns online: whoever sees it online finds the history
             self._set_job(state="completed", ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512)
             svc._set_child(dst.id, "online", S.R_NONE, healthy=True)
             self._drop_era(st)
             svc._refresh_state(self.uuid)
             svc.persist_info_unanswered(self.uuid)  # healthy=true, as io-engine at rebuild completion
-        log.info("nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri,
-                 self._job().bytes_written)
+        log.info(
+            "nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri, self._job().bytes_written
+        )
 
     # the era layer ----------------------------------------------------------------------------------
     def _era_file(self) -> str:
@@ -400,9 +433,11 @@ class RebuildManager:
     def resume_persisted(self) -> None:
         """At start: carry on with the full rebuilds that were running or paused."""
         with self.svc.store.session() as s:
-            jobs = list(s.scalars(select(RebuildJob).where(RebuildJob.phase != "",
-                                                           RebuildJob.state.in_(("running", "paused")))))
+            jobs = list(
+                s.scalars(select(RebuildJob).where(RebuildJob.phase != "", RebuildJob.state.in_(("running", "paused"))))
+            )
         for j in jobs:
-            log.info("nexus %s: resuming the rebuild of %s from byte %d (%s)", j.nexus_uuid, j.dst_uri,
-                     j.checkpoint, j.phase)
+            log.info(
+                "nexus %s: resuming the rebuild of %s from byte %d (%s)", j.nexus_uuid, j.dst_uri, j.checkpoint, j.phase
+            )
             self.start(j.nexus_uuid, j.id, j.dst_uri, paused=j.state == "paused")

@@ -14,16 +14,25 @@ allocation lock, so concurrent creates on one pool wait for each other only whil
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import crashpoint, validate
-from ..errors import (Aborted, AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound,
-                      ReplicaNotFound, ResourceExhausted)
+from ..errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    ReplicaNotFound,
+    ResourceExhausted,
+)
+from ..exports import Export, NvmfTarget
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
@@ -31,7 +40,6 @@ from ..pool.service import LivePool, PoolService
 from ..store import Nexus as NexusRow
 from ..store import Replica as Row
 from ..store.db import Store
-from ..exports import Export, NvmfTarget
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +186,16 @@ class ReplicaService:
         counts a thick replica's whole size as used from its creation)."""
         total = 0
         with self.store.session() as s:
-            rows = list(s.scalars(select(Row).where(Row.pool_uuid == pool.uuid, Row.thin.is_(False),
-                                                    Row.kind != "snapshot")))
+            rows = list(
+                s.scalars(select(Row).where(Row.pool_uuid == pool.uuid, Row.thin.is_(False), Row.kind != "snapshot"))
+            )
         for r in rows:
             if r.uuid == exclude:
                 continue
             total += max(r.size - self._mapped_bytes(pool, r), 0)
         return total
 
-    def _check_space(self, pool: LivePool, size: int, thin: bool, exclude: str | None = None,
-                     already: int = 0) -> None:
+    def _check_space(self, pool: LivePool, size: int, thin: bool, exclude: str | None = None, already: int = 0) -> None:
         if size > pool.capacity:
             raise ResourceExhausted(f"{size} bytes do not fit pool {pool.name} of {pool.capacity} bytes")
         if not thin:
@@ -227,8 +235,14 @@ class ReplicaService:
             log.warning("replica %s: no usage from pool %s: %s", row.name, pool.name, exc)
             return 0
 
-    def list(self, name: str | None = None, uuid: str | None = None, poolname: str | None = None,
-             pooluuid: str | None = None, kinds: tuple[str, ...] = ("replica", "clone")) -> list[ReplicaView]:
+    def list(
+        self,
+        name: str | None = None,
+        uuid: str | None = None,
+        poolname: str | None = None,
+        pooluuid: str | None = None,
+        kinds: tuple[str, ...] = ("replica", "clone"),
+    ) -> list[ReplicaView]:
         q = select(Row).where(Row.lifecycle == "ready", Row.kind.in_(kinds))
         if name is not None:
             q = q.where(Row.name == name)
@@ -240,8 +254,11 @@ class ReplicaService:
         out = []
         for r in rows:
             pool = self.pools.live.get(r.pool_uuid)
-            if pool is None or (poolname is not None and pool.name != poolname) or \
-                    (pooluuid is not None and pool.uuid != pooluuid):
+            if (
+                pool is None
+                or (poolname is not None and pool.name != poolname)
+                or (pooluuid is not None and pool.uuid != pooluuid)
+            ):
                 continue
             out.append(self.view(r, family))
         return out
@@ -249,12 +266,24 @@ class ReplicaService:
     def committed(self, pool: LivePool) -> int:
         """Σ sizes of the pool's replicas and clones (Mayastor's ``committed``)."""
         with self.store.session() as s:
-            return s.scalar(select(func.coalesce(func.sum(Row.size), 0)).where(
-                Row.pool_uuid == pool.uuid, Row.lifecycle == "ready", Row.kind.in_(("replica", "clone"))))
+            return s.scalar(
+                select(func.coalesce(func.sum(Row.size), 0)).where(
+                    Row.pool_uuid == pool.uuid, Row.lifecycle == "ready", Row.kind.in_(("replica", "clone"))
+                )
+            )
 
     # create -------------------------------------------------------------------------------------
-    def create(self, name: str, uuid: str, pool_id: str, size: int, thin: bool, share: int = SHARE_NONE,
-               allowed_hosts: list[str] = (), entity_id: str | None = None) -> ReplicaView:
+    def create(
+        self,
+        name: str,
+        uuid: str,
+        pool_id: str,
+        size: int,
+        thin: bool,
+        share: int = SHARE_NONE,
+        allowed_hosts: list[str] = (),
+        entity_id: str | None = None,
+    ) -> ReplicaView:
         validate.name(name, "replica name")
         uuid = validate.uuid(uuid, "replica uuid")
         if size <= 0:
@@ -275,17 +304,42 @@ class ReplicaService:
                 row = self._allocate(pool, name, uuid, size, thin, share, hosts, entity_id, "replica", None)
             return self._finish_create(pool, row, hosts)
 
-    def _allocate(self, pool: LivePool, name: str, uuid: str, size: int, thin: bool, share: int,
-                  hosts: list[str], entity_id: str | None, kind: str, origin: Row | None,
-                  txn_id: str | None = None) -> Row:
+    def _allocate(
+        self,
+        pool: LivePool,
+        name: str,
+        uuid: str,
+        size: int,
+        thin: bool,
+        share: int,
+        hosts: list[str],
+        entity_id: str | None,
+        kind: str,
+        origin: Row | None,
+        txn_id: str | None = None,
+    ) -> Row:
         """Record the intent and make the thin device in the pool (allocation lock held); the
         device is not active yet."""
         thin_id = self._next_thin_id(pool)
         try:
             with self.store.session() as s:  # intent first: reconcile rolls back what never finished
-                s.add(Row(uuid=uuid, name=name, pool_uuid=pool.uuid, thin_id=thin_id, size=size, thin=thin,
-                          entity_id=entity_id, share=share, allowed_hosts=hosts, lifecycle="creating",
-                          kind=kind, source_uuid=origin.uuid if origin else None, txn_id=txn_id))
+                s.add(
+                    Row(
+                        uuid=uuid,
+                        name=name,
+                        pool_uuid=pool.uuid,
+                        thin_id=thin_id,
+                        size=size,
+                        thin=thin,
+                        entity_id=entity_id,
+                        share=share,
+                        allowed_hosts=hosts,
+                        lifecycle="creating",
+                        kind=kind,
+                        source_uuid=origin.uuid if origin else None,
+                        txn_id=txn_id,
+                    )
+                )
         except IntegrityError:
             raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
         row = self._row_any(uuid)
@@ -351,7 +405,7 @@ class ReplicaService:
     def _rollback_create(self, pool: LivePool, row: Row) -> None:
         try:
             self._teardown_kernel(pool, row)
-        except Exception as exc:  # the row stays 'creating'; reconcile finishes the rollback
+        except Exception as exc:  # noqa: BLE001 - the row stays 'creating'; reconcile finishes the rollback
             log.error("rolling back %s: %s", row.name, exc)
             return
         with self.store.session() as s:
@@ -500,8 +554,9 @@ class ReplicaService:
             return self.view(row)
 
     # snapshots and clones -----------------------------------------------------------------------
-    def create_snapshot(self, replica_uuid: str, snapshot_uuid: str, snapshot_name: str, entity_id: str,
-                        txn_id: str) -> ReplicaView:
+    def create_snapshot(
+        self, replica_uuid: str, snapshot_uuid: str, snapshot_name: str, entity_id: str, txn_id: str
+    ) -> ReplicaView:
         replica_uuid = validate.uuid(replica_uuid, "replica uuid")
         snapshot_uuid = validate.uuid(snapshot_uuid, "snapshot uuid")
         validate.snapshot_name(snapshot_name)
@@ -517,17 +572,37 @@ class ReplicaService:
                 existing = self._row_any(snapshot_uuid)
                 if existing is not None:
                     raise AlreadyExists(f"snapshot {snapshot_uuid} already exists")
-                row = self._allocate(pool, snapshot_name, snapshot_uuid, src.size, True, SHARE_NONE, [],
-                                     entity_id or src.entity_id, "snapshot", src, txn_id or None)
+                row = self._allocate(
+                    pool,
+                    snapshot_name,
+                    snapshot_uuid,
+                    src.size,
+                    True,
+                    SHARE_NONE,
+                    [],
+                    entity_id or src.entity_id,
+                    "snapshot",
+                    src,
+                    txn_id or None,
+                )
             return self._finish_create(pool, row, [])
 
-    def list_snapshots(self, source_uuid: str | None = None, snapshot_uuid: str | None = None,
-                       discarded: bool | None = None, invalid: bool | None = None) -> list[ReplicaView]:
+    def list_snapshots(
+        self,
+        source_uuid: str | None = None,
+        snapshot_uuid: str | None = None,
+        discarded: bool | None = None,
+        invalid: bool | None = None,
+    ) -> list[ReplicaView]:
         if invalid:
             return []  # every snapshot here is valid: dm-thin snapshots are taken atomically
         views = self.list(uuid=snapshot_uuid, kinds=("snapshot",))
-        return [v for v in views if (source_uuid is None or v.row.source_uuid == source_uuid)
-                and (discarded is None or v.row.discarded == discarded)]
+        return [
+            v
+            for v in views
+            if (source_uuid is None or v.row.source_uuid == source_uuid)
+            and (discarded is None or v.row.discarded == discarded)
+        ]
 
     def destroy_snapshot(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None) -> None:
         uuid = validate.uuid(uuid, "snapshot uuid")
@@ -559,8 +634,9 @@ class ReplicaService:
                 raise FailedPrecondition(f"snapshot {snapshot_uuid} is discarded")
             with self._allocating(pool):
                 self._refuse_taken(clone_name, clone_uuid)
-                row = self._allocate(pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [],
-                                     snap.entity_id, "clone", snap)
+                row = self._allocate(
+                    pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [], snap.entity_id, "clone", snap
+                )
             return self._finish_create(pool, row, [])
 
     def list_clones(self, snapshot_uuid: str | None = None) -> list[ReplicaView]:

@@ -22,7 +22,7 @@ def build(bind: str, out=None):
     from configshell_fb import ConfigShell, ExecutionError
     from configshell_fb.console import Console
 
-    from .nodes import Node, Nexuses, Nvmet, Pools
+    from .nodes import Nexuses, Node, Nvmet, Pools
 
     class Shell(ConfigShell):
         def run_cmdline(self, cmdline):

@@ -90,12 +90,12 @@ class Node(ConfigNode):
             raise ExecutionError(f"gRPC status {exc.code().name}: {detail}") from None
 
     def ui_command_ls(self, path=None, depth=None):
-        '''Lists the tree under path (read fresh from the daemon).'''
+        """Lists the tree under path (read fresh from the daemon)."""
         self.refresh_all()
         return super().ui_command_ls(path, depth)
 
     def ui_command_cd(self, path=None):
-        '''Moves to path (read fresh from the daemon).'''
+        """Moves to path (read fresh from the daemon)."""
         self.refresh_all()
         return super().ui_command_cd(path)
 
@@ -124,7 +124,7 @@ class Pools(Node):
         return (f"{len(self.children)} pools", None)
 
     def ui_command_create(self, name, disk, uuid=None):
-        '''Creates a pool on a disk URI: create <name> <disk> [uuid=<uuid>].'''
+        """Creates a pool on a disk URI: create <name> <disk> [uuid=<uuid>]."""
         req = P.pool.CreatePoolRequest(name=name, disks=disk.split(","))
         if uuid:
             req.uuid.value = uuid
@@ -133,7 +133,7 @@ class Pools(Node):
         self.refresh()
 
     def ui_command_delete(self, name):
-        '''Destroys a pool: delete <name>.'''
+        """Destroys a pool: delete <name>."""
         self.api.pool.DestroyPool(P.pool.DestroyPoolRequest(name=name))
         self.shell.log.info(f"Deleted pool {name}.")
         self.refresh()
@@ -146,8 +146,11 @@ class Pool(MessageNode):
 
     def summary(self):
         p = self.msg
-        return (f"{POOL_STATES.get(p.state, '?')} capacity {human(p.capacity, 'i')}, used {human(p.used, 'i')}, "
-                f"disks {' '.join(p.disks)}", p.state == 1)
+        return (
+            f"{POOL_STATES.get(p.state, '?')} capacity {human(p.capacity, 'i')}, used {human(p.used, 'i')}, "
+            f"disks {' '.join(p.disks)}",
+            p.state == 1,
+        )
 
 
 class Replicas(Node):
@@ -162,12 +165,19 @@ class Replicas(Node):
         return (f"{len(self.children)} replicas", None)
 
     def ui_command_create(self, name, size, thin="true", share="none", uuid=None):
-        '''Creates a replica in this pool: create <name> <size> [thin=true|false] [share=none|nvmf] [uuid=..].'''
+        """Creates a replica in this pool: create <name> <size> [thin=true|false] [share=none|nvmf] [uuid=..]."""
         if share not in SHARES:
             raise ExecutionError(f"share must be one of {', '.join(SHARES)}")
-        r = self.api.replica.CreateReplica(P.replica.CreateReplicaRequest(
-            name=name, uuid=uuid or str(_uuid.uuid4()), pooluuid=self.parent.name, size=_size(size),
-            thin=thin.lower() in ("true", "yes", "1"), share=SHARES[share]))
+        r = self.api.replica.CreateReplica(
+            P.replica.CreateReplicaRequest(
+                name=name,
+                uuid=uuid or str(_uuid.uuid4()),
+                pooluuid=self.parent.name,
+                size=_size(size),
+                thin=thin.lower() in ("true", "yes", "1"),
+                share=SHARES[share],
+            )
+        )
         self.shell.log.info(f"Created replica {r.name} ({r.uuid}) {r.uri}")
         self.refresh()
 
@@ -176,7 +186,7 @@ class Replicas(Node):
         return [c for c in choices if c.startswith(text)]
 
     def ui_command_delete(self, name):
-        '''Destroys a replica of this pool: delete <name>.'''
+        """Destroys a replica of this pool: delete <name>."""
         child = self.child_named(name, f"no replica {name} in pool {self.parent.name}")
         self.api.replica.DestroyReplica(P.replica.DestroyReplicaRequest(uuid=child.msg.uuid))
         self.shell.log.info(f"Deleted replica {name}.")
@@ -198,27 +208,33 @@ class Replica(MessageNode):
 
     def ui_getgroup_attribute(self, name):
         r = self.msg
-        return {"size": str(r.size), "entity_id": r.entity_id if r.HasField("entity_id") else "",
-                "uuid": r.uuid, "uri": r.uri}.get(name)
+        return {
+            "size": str(r.size),
+            "entity_id": r.entity_id if r.HasField("entity_id") else "",
+            "uuid": r.uuid,
+            "uri": r.uri,
+        }.get(name)
 
     def ui_setgroup_attribute(self, name, value):
         if name == "size":
-            self.msg = self.api.replica.ResizeReplica(P.replica.ResizeReplicaRequest(uuid=self.msg.uuid,
-                                                                                    requested_size=_size(value)))
+            self.msg = self.api.replica.ResizeReplica(
+                P.replica.ResizeReplicaRequest(uuid=self.msg.uuid, requested_size=_size(value))
+            )
         elif name == "entity_id":
-            self.msg = self.api.replica.SetReplicaEntityId(P.replica.SetReplicaEntityIdRequest(
-                uuid=self.msg.uuid, entity_id=value))
+            self.msg = self.api.replica.SetReplicaEntityId(
+                P.replica.SetReplicaEntityIdRequest(uuid=self.msg.uuid, entity_id=value)
+            )
         self.shell.log.info(f"{name} is now {self.ui_getgroup_attribute(name)}")
 
     def ui_command_share(self, protocol="nvmf"):
-        '''Shares the replica: share [nvmf].'''
+        """Shares the replica: share [nvmf]."""
         if protocol != "nvmf":
             raise ExecutionError("only nvmf shares")
         self.msg = self.api.replica.ShareReplica(P.replica.ShareReplicaRequest(uuid=self.msg.uuid, share=1))
         self.shell.log.info(self.msg.uri)
 
     def ui_command_unshare(self):
-        '''Stops sharing the replica.'''
+        """Stops sharing the replica."""
         self.msg = self.api.replica.UnshareReplica(P.replica.UnshareReplicaRequest(uuid=self.msg.uuid))
         self.shell.log.info(self.msg.uri)
 
@@ -236,14 +252,17 @@ class Nexuses(Node):
         return (f"{len(self.children)} nexuses", None)
 
     def ui_command_create(self, name, size, children, uuid=None):
-        '''Creates a nexus: create <name> <size> <child uri>[,<child uri>...] [uuid=..].'''
-        n = self.api.nexus.CreateNexus(P.nexus.CreateNexusRequest(
-            name=name, uuid=uuid or str(_uuid.uuid4()), size=_size(size), children=children.split(","))).nexus
+        """Creates a nexus: create <name> <size> <child uri>[,<child uri>...] [uuid=..]."""
+        n = self.api.nexus.CreateNexus(
+            P.nexus.CreateNexusRequest(
+                name=name, uuid=uuid or str(_uuid.uuid4()), size=_size(size), children=children.split(",")
+            )
+        ).nexus
         self.shell.log.info(f"Created nexus {n.name} ({n.uuid}).")
         self.refresh()
 
     def ui_command_delete(self, name):
-        '''Destroys a nexus: delete <name>.'''
+        """Destroys a nexus: delete <name>."""
         child = self.child_named(name, f"no nexus {name}")
         self.api.nexus.DestroyNexus(P.nexus.DestroyNexusRequest(uuid=child.msg.uuid))
         self.shell.log.info(f"Deleted nexus {name}.")
@@ -257,11 +276,14 @@ class Nexus(MessageNode):
 
     def summary(self):
         n = self.msg
-        return (f"{NEXUS_STATES.get(n.state, '?')} {human(n.size, 'i')}"
-                + (f", published {n.device_uri}" if n.device_uri else ", not published"), n.state == 1)
+        return (
+            f"{NEXUS_STATES.get(n.state, '?')} {human(n.size, 'i')}"
+            + (f", published {n.device_uri}" if n.device_uri else ", not published"),
+            n.state == 1,
+        )
 
     def ui_command_publish(self, protocol="nvmf"):
-        '''Publishes the nexus: publish [nvmf|none] (none: a local block device).'''
+        """Publishes the nexus: publish [nvmf|none] (none: a local block device)."""
         share = {"nvmf": 1, "none": 0}.get(protocol)
         if share is None:
             raise ExecutionError("protocol: nvmf or none")
@@ -269,18 +291,21 @@ class Nexus(MessageNode):
         self.shell.log.info(self.msg.device_uri)
 
     def ui_command_unpublish(self):
-        '''Unpublishes the nexus.'''
+        """Unpublishes the nexus."""
         self.msg = self.api.nexus.UnpublishNexus(P.nexus.UnpublishNexusRequest(uuid=self.msg.uuid)).nexus
         self.shell.log.info(f"{self.name} unpublished")
 
     def ui_command_add(self, uri, rebuild="true"):
-        '''Adds a child: add <uri> [rebuild=true|false].'''
-        self.msg = self.api.nexus.AddChildNexus(P.nexus.AddChildNexusRequest(
-            uuid=self.msg.uuid, uri=uri, norebuild=rebuild.lower() not in ("true", "yes", "1"))).nexus
+        """Adds a child: add <uri> [rebuild=true|false]."""
+        self.msg = self.api.nexus.AddChildNexus(
+            P.nexus.AddChildNexusRequest(
+                uuid=self.msg.uuid, uri=uri, norebuild=rebuild.lower() not in ("true", "yes", "1")
+            )
+        ).nexus
         self.shell.log.info(f"added {uri}")
 
     def ui_command_remove(self, uri):
-        '''Removes a child: remove <uri>.'''
+        """Removes a child: remove <uri>."""
         self.msg = self.api.nexus.RemoveChildNexus(P.nexus.RemoveChildNexusRequest(uuid=self.msg.uuid, uri=uri)).nexus
         self.shell.log.info(f"removed {uri}")
 
@@ -309,20 +334,21 @@ class Child(MessageNode):
 
     def _op(self, action: int, what: str) -> None:
         nexus = self.parent.parent
-        nexus.msg = self.api.nexus.ChildOperation(P.nexus.ChildOperationRequest(
-            nexus_uuid=nexus.msg.uuid, uri=self.msg.uri, action=action)).nexus
+        nexus.msg = self.api.nexus.ChildOperation(
+            P.nexus.ChildOperationRequest(nexus_uuid=nexus.msg.uuid, uri=self.msg.uri, action=action)
+        ).nexus
         self.shell.log.info(f"{self.msg.uri} {what}")
 
     def ui_command_offline(self):
-        '''Takes the child offline (it returns with a partial resync).'''
+        """Takes the child offline (it returns with a partial resync)."""
         self._op(0, "offline")
 
     def ui_command_online(self):
-        '''Brings the child back online.'''
+        """Brings the child back online."""
         self._op(1, "online")
 
     def ui_command_fault(self):
-        '''Faults the child as an I/O error would (online brings it back with a rebuild).'''
+        """Faults the child as an I/O error would (online brings it back with a rebuild)."""
         self._op(2, "faulted")
 
 
@@ -335,6 +361,7 @@ class Nvmet(Node):
 
     def refresh(self) -> None:
         from configfs import Root
+
         try:
             root = Root()
             subsystems = root.subsystems
@@ -344,8 +371,10 @@ class Nvmet(Node):
             self._why = str(exc)
             return
         self._why = None
-        wanted = {"subsystems": (NvmetGroup, ("subsystems", [(s.nqn, _subsys_summary(s)) for s in subsystems])),
-                  "ports": (NvmetGroup, ("ports", [(str(p.portid), _port_summary(p)) for p in ports]))}
+        wanted = {
+            "subsystems": (NvmetGroup, ("subsystems", [(s.nqn, _subsys_summary(s)) for s in subsystems])),
+            "ports": (NvmetGroup, ("ports", [(str(p.portid), _port_summary(p)) for p in ports])),
+        }
         self._sync(wanted)
 
     def summary(self):

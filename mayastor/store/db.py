@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import sqlite3
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -23,6 +22,7 @@ SCHEMA_HEAD = "0008"
 
 def alembic_config(url: str):
     from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -50,6 +50,7 @@ def _sqlite_pragmas(mode: str):
         cur.execute(f"PRAGMA journal_mode={mode}")  # WAL: readers do not block the writer
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged change survives power loss
         cur.close()
+
     return apply
 
 
@@ -80,12 +81,14 @@ class Store:
 
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def ping(self) -> None:
         """Raises when the state file cannot be read."""
         from sqlalchemy import text
+
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
@@ -95,6 +98,7 @@ class Store:
 
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
@@ -109,6 +113,7 @@ def open_store(path: str) -> Store:
         _create_at_head(engine)
     elif stored != SCHEMA_HEAD:
         from alembic import command
+
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
@@ -121,10 +126,13 @@ def _create_at_head(engine: Engine) -> None:
     running every migration from the first costs seconds under emulation at each fresh start.
     tests/host/test_store.py checks that both ways build the same schema."""
     from .models import Base
+
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
-        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+        conn.exec_driver_sql(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
         conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_HEAD,))
 
 

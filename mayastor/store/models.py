@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -12,7 +12,7 @@ from ..validate import U64_MAX
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UInt64(TypeDecorator):
@@ -20,6 +20,7 @@ class UInt64(TypeDecorator):
     bits, so half are >= 2**63) in SQLite's signed 64-bit INTEGER: stored as its two's-complement
     bit pattern, read back unsigned. The column stays BIGINT, so no migration is needed; values
     below 2**63 are stored exactly as before."""
+
     impl = BigInteger
     cache_ok = True
 
@@ -48,7 +49,9 @@ KINDS = ("replica", "snapshot", "clone")
 class Pool(Base):
     __tablename__ = "pools"
 
-    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)  # LVM pools: the VG uuid (38 chars; SQLite keeps any length)
+    uuid: Mapped[str] = mapped_column(
+        String(36), primary_key=True
+    )  # LVM pools: the VG uuid (38 chars; SQLite keeps any length)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     disks: Mapped[list] = mapped_column(JSON)  # URIs as given by the user
     cluster_size: Mapped[int] = mapped_column(BigInteger)  # dm-thin data block size (LVM: extent size), bytes
@@ -58,7 +61,7 @@ class Pool(Base):
     transaction_id: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    replicas: Mapped[list["Replica"]] = relationship(back_populates="pool")
+    replicas: Mapped[list[Replica]] = relationship(back_populates="pool")
 
 
 class Replica(Base):
@@ -122,8 +125,9 @@ class Nexus(Base):
     metadata_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    children: Mapped[list["NexusChild"]] = relationship(back_populates="nexus", cascade="all, delete-orphan",
-                                                        order_by="NexusChild.position")
+    children: Mapped[list[NexusChild]] = relationship(
+        back_populates="nexus", cascade="all, delete-orphan", order_by="NexusChild.position"
+    )
 
 
 class NexusChild(Base):
@@ -139,7 +143,9 @@ class NexusChild(Base):
     device_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
     healthy: Mapped[bool] = mapped_column(Boolean, default=True)  # NexusInfo: safe to rebuild from
     fault_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    metadata_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # epoch its raid superblock belongs to
+    metadata_epoch: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # epoch its raid superblock belongs to
 
     nexus: Mapped[Nexus] = relationship(back_populates="children")
 
@@ -172,6 +178,7 @@ class RebuildJob(Base):
 
 class Bdev(Base):
     """A block device made by CreateBdev (mayastor/bdevs.py)."""
+
     __tablename__ = "bdevs"
 
     name: Mapped[str] = mapped_column(String(1024), primary_key=True)
