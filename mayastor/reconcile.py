@@ -60,7 +60,7 @@ def _pool(node, row: PoolRow) -> None:
         else:
             node.replicas.bring_up(pool)
         return
-    opened = pools._open_all([parse(u) for u in row.disks])
+    opened = pools.open_all([parse(u) for u in row.disks])
     try:
         labels = [read_label(d.device, d.size) for d in opened]
         if row.lifecycle == "creating":
@@ -72,12 +72,12 @@ def _pool(node, row: PoolRow) -> None:
                     wipe_label(d.device, d.size)
             with node.store.session() as s:
                 s.delete(s.get(PoolRow, row.uuid))
-            pools._close_all(opened)
+            pools.close_all(opened)
             return
         with pools._registry:
-            pool = pools._import_locked(row.name, opened, labels)
+            pool = pools.import_locked(row.name, opened, labels)
     except BaseException:
-        pools._close_all(opened)
+        pools.close_all(opened)
         raise
     if row.lifecycle == "destroying":
         pools.finish_destroy(pool, node.replicas)

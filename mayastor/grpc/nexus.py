@@ -8,8 +8,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from ..errors import NotFound
+from ..nexus.core import NexusView
 from ..nexus.reservation import Reservation
-from ..nexus.service import NexusView
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
 from ..store import Nexus as NexusRow
 from ..store import RebuildJob

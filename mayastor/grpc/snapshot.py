@@ -18,7 +18,7 @@ def snapshot_info(svc, v: ReplicaView) -> P.snapshot.SnapshotInfo:
     ts = Timestamp()
     if r.created_at is not None:
         ts.FromDatetime(r.created_at)
-    src = svc._row_any(r.source_uuid) if r.source_uuid else None
+    src = svc.row_any(r.source_uuid) if r.source_uuid else None
     return P.snapshot.SnapshotInfo(
         snapshot_uuid=r.uuid,
         snapshot_name=r.name,

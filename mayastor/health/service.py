@@ -63,8 +63,8 @@ class HealthService:
         start = params.get("start", False)
         if not isinstance(start, bool):
             raise InvalidArgument("start must be true or false")
-        with self.nexuses._lock(uuid):
-            self.nexuses._running(uuid)
+        with self.nexuses.lock(uuid):
+            self.nexuses.running(uuid)
             st = self.nexuses.stack(uuid)
             status = st.status()
             if status is None:

@@ -142,8 +142,8 @@ class Verifier:
         peers: dict[str, str] | None = None,
     ) -> dict:
         began = time.monotonic()
-        with self.nx._lock(uuid):
-            row, kids = self.nx._running(uuid)
+        with self.nx.lock(uuid):
+            row, kids = self.nx.running(uuid)
             self._check_ready(row, kids)
             size = row.size
             D.check_range(0, 0, segment, size, algorithm)  # the segment and algorithm

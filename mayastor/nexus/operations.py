@@ -1,5 +1,5 @@
 """Nexus calls that change a running nexus: children (add, remove, fault, offline/online), resize,
-publish/unpublish and ANA. Mixed into NexusService (service.py)."""
+publish/unpublish and ANA, over the nexus core (core.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
 from . import state as S
 from .children import device_for
+from .core import NexusCore
 from .stack import SECTOR
 from .uri import parse as parse_uri
 
@@ -38,13 +39,13 @@ def namespace_uuid(name: str, uuid: str) -> str:
         return uuid
 
 
-class NexusOperations:
+class NexusOperations(NexusCore):
     # children -----------------------------------------------------------------------------------
     def add_child(self, uuid: str, uri: str, norebuild: bool = False):
         uuid = validate.uuid(uuid, "nexus uuid")
         p = parse_uri(uri)
-        with self._lock(uuid):
-            row, kids = self._running(uuid)
+        with self.lock(uuid):
+            row, kids = self.running(uuid)
             if any(k.uri == p.uri for k in kids):
                 raise AlreadyExists(f"child {uri} is already in nexus {uuid}")
             device_for(p, self.ctx).check()  # a path it may never open is refused before it is recorded
@@ -65,29 +66,29 @@ class NexusOperations:
                     metadata_epoch=-1,
                 )
                 s.add(kid)
-            row, kids = self._load(uuid)
-            kid = self._child(kids, p.uri)
+            row, kids = self.load(uuid)
+            kid = self.child(kids, p.uri)
             if norebuild:  # recorded out of sync, outside the raid until a rebuild is started
                 self.persist_info(uuid)
                 return self.view(uuid)
             try:
                 self._renumber(uuid)
-                row, kids = self._load(uuid)
-                self._open_leg(self.stack(uuid), kid, row)
-                self._apply(row, kids)
+                row, kids = self.load(uuid)
+                self.open_leg(self.stack(uuid), kid, row)
+                self.apply(row, kids)
             except BaseException as exc:
                 with self.store.session() as s:
                     s.delete(s.get(ChildRow, kid.id))
-                self._close_child(uuid, kid)
+                self.close_child(uuid, kid)
                 self._renumber(uuid)
-                row, kids = self._load(uuid)
-                self._apply(row, kids)
+                row, kids = self.load(uuid)
+                self.apply(row, kids)
                 if isinstance(exc, (KernelError, OSError, ValueError)):
                     raise Internal(f"add child {uri}: {exc}") from None
                 raise
             self.persist_info(uuid)  # upserted unhealthy until its rebuild completes
             self._start_full(row, kids, kid)
-            self._refresh_state(uuid)
+            self.refresh_state(uuid)
             return self.view(uuid)
 
     def _start_full(self, row: Row, kids: list[ChildRow], kid: ChildRow, paused: bool = False) -> None:
@@ -140,9 +141,9 @@ class NexusOperations:
     def remove_child(self, uuid: str, uri: str):
         uuid = validate.uuid(uuid, "nexus uuid")
         self._stop_copier(uuid, uri)
-        with self._lock(uuid):
-            row, kids = self._running(uuid)
-            kid = self._child(kids, uri)
+        with self.lock(uuid):
+            row, kids = self.running(uuid)
+            kid = self.child(kids, uri)
             if len(kids) == 1:
                 raise FailedPrecondition(f"cannot remove the last child of nexus {uuid}")
             self._check_not_last_healthy(kids, kid)
@@ -150,14 +151,14 @@ class NexusOperations:
             with self.store.session() as s:
                 s.delete(s.get(ChildRow, kid.id))
             self._renumber(uuid)
-            row, rest = self._load(uuid)
+            row, rest = self.load(uuid)
             try:
-                self._apply(row, rest)
+                self.apply(row, rest)
             except (KernelError, OSError) as exc:
                 raise Internal(f"remove child {uri}: {exc}") from None
-            self._close_child(uuid, kid)
-            self._end_jobs(uuid, kid.uri, "stopped")
-            self._refresh_state(uuid)
+            self.close_child(uuid, kid)
+            self.end_jobs(uuid, kid.uri, "stopped")
+            self.refresh_state(uuid)
             return self.view(uuid)
 
     def _check_not_last_healthy(self, kids: list[ChildRow], kid: ChildRow) -> None:
@@ -174,9 +175,9 @@ class NexusOperations:
             raise InvalidArgument(f"unknown child action {action}")
         if action != ONLINE:
             self._stop_copier(uuid, uri)
-        with self._lock(uuid):
-            row, kids = self._running(uuid)
-            kid = self._child(kids, uri)
+        with self.lock(uuid):
+            row, kids = self.running(uuid)
+            kid = self.child(kids, uri)
             if action == ONLINE:
                 return self._online(row, kids, kid)
             state, reason = {
@@ -187,15 +188,15 @@ class NexusOperations:
             if (kid.state, kid.reason) == (state, reason):
                 return self.view(uuid)
             self._check_not_last_healthy(kids, kid)
-            self._set_child(kid.id, state, reason, healthy=False, fault=True)
+            self.set_child(kid.id, state, reason, healthy=False, fault=True)
             self.persist_info(uuid)
-            row, kids = self._load(uuid)
+            row, kids = self.load(uuid)
             try:
-                self._apply(row, kids)  # its slot becomes '- -'
+                self.apply(row, kids)  # its slot becomes '- -'
             except (KernelError, OSError) as exc:
                 raise Internal(f"take child {uri} out: {exc}") from None
-            self._end_jobs(uuid, kid.uri, "stopped")
-            self._refresh_state(uuid)
+            self.end_jobs(uuid, kid.uri, "stopped")
+            self.refresh_state(uuid)
             return self.view(uuid)
 
     def _online(self, row: Row, kids: list[ChildRow], kid: ChildRow):
@@ -203,35 +204,35 @@ class NexusOperations:
             return self.view(row.uuid)
         if S.is_permanent_fault(kid.state, kid.reason):
             raise FailedPrecondition(f"child {kid.uri} was faulted permanently; remove it and add a new one")
-        if self._needs_copy(row, kid) or kid.reason == S.R_REBUILD_FAILED:
+        if self.needs_copy(row, kid) or kid.reason == S.R_REBUILD_FAILED:
             # its superblock predates the raid's current metadata: only a full copy brings it back
             with self.store.session() as s:
                 s.get(ChildRow, kid.id).metadata_epoch = -1
-            self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC, healthy=False)
-            row, kids = self._load(row.uuid)
+            self.set_child(kid.id, "degraded", S.R_OUT_OF_SYNC, healthy=False)
+            row, kids = self.load(row.uuid)
             try:
-                self._open_leg(self.stack(row.uuid), kid, row)
-                self._apply(row, kids)
+                self.open_leg(self.stack(row.uuid), kid, row)
+                self.apply(row, kids)
             except (MayastorError, KernelError, OSError) as exc:
-                self._set_child(kid.id, kid.state, kid.reason)
+                self.set_child(kid.id, kid.state, kid.reason)
                 if isinstance(exc, MayastorError):
                     raise
                 raise Internal(f"online child {kid.uri}: {exc}") from None
-            self._start_full(row, kids, self._child(kids, kid.uri))
-            self._refresh_state(row.uuid)
+            self._start_full(row, kids, self.child(kids, kid.uri))
+            self.refresh_state(row.uuid)
             return self.view(row.uuid)
-        self._set_child(kid.id, "degraded", S.R_OUT_OF_SYNC)
-        row, kids = self._load(row.uuid)
+        self.set_child(kid.id, "degraded", S.R_OUT_OF_SYNC)
+        row, kids = self.load(row.uuid)
         written = self._leg_writes(row.uuid, kid.id)
         try:
-            self._apply(row, kids, revive=True)
+            self.apply(row, kids, revive=True)
         except (MayastorError, KernelError, OSError) as exc:
-            self._set_child(kid.id, kid.state, kid.reason)
+            self.set_child(kid.id, kid.state, kid.reason)
             if isinstance(exc, MayastorError):
                 raise
             raise Internal(f"online child {kid.uri}: {exc}") from None
         self._start_job(row, kids, kid, partial=True, written=written)
-        self._refresh_state(row.uuid)
+        self.refresh_state(row.uuid)
         return self.view(row.uuid)
 
     # rebuild records (the kernel copies; the watcher finishes the job) ----------------------------
@@ -262,7 +263,7 @@ class NexusOperations:
                 )
             )
 
-    def _end_jobs(self, uuid: str, uri: str, state: str) -> None:
+    def end_jobs(self, uuid: str, uri: str, state: str) -> None:
         from ..store.models import utcnow as now
 
         with self.store.session() as s:
@@ -278,9 +279,9 @@ class NexusOperations:
         """Start a full rebuild of a child that is out of sync and not being rebuilt (e.g. added with
         norebuild, or whose rebuild was stopped)."""
         uuid = validate.uuid(uuid, "nexus uuid")
-        with self._lock(uuid):
-            row, kids = self._running(uuid)
-            kid = self._child(kids, uri)
+        with self.lock(uuid):
+            row, kids = self.running(uuid)
+            kid = self.child(kids, uri)
             if self.rebuilds.get(uuid, kid.uri) is not None:
                 return self.view(uuid)
             if kid.state == "online":
@@ -293,21 +294,21 @@ class NexusOperations:
                 if k.position < 0:
                     k.position = 1 << 20  # renumbered to the last slot below
             self._renumber(uuid)
-            row, kids = self._load(uuid)
-            kid = self._child(kids, uri)
+            row, kids = self.load(uuid)
+            kid = self.child(kids, uri)
             try:
-                self._open_leg(self.stack(uuid), kid, row)
-                self._apply(row, kids)
+                self.open_leg(self.stack(uuid), kid, row)
+                self.apply(row, kids)
             except (KernelError, OSError) as exc:
                 raise Internal(f"start rebuild of {uri}: {exc}") from None
             self._start_full(row, kids, kid)
-            self._refresh_state(uuid)
+            self.refresh_state(uuid)
             return self.view(uuid)
 
     def _copier(self, uuid: str, uri: str):
         uuid = validate.uuid(uuid, "nexus uuid")
-        _row, kids = self._load(uuid)
-        self._child(kids, uri)
+        _row, kids = self.load(uuid)
+        self.child(kids, uri)
         r = self.rebuilds.get(uuid, uri)
         if r is None:
             raise NotFound(f"no rebuild job for child {uri}")
@@ -331,8 +332,8 @@ class NexusOperations:
         uuid = validate.uuid(uuid, "nexus uuid")
         if not 0 <= rate <= validate.U64_MAX:
             raise InvalidArgument("rebuild rate must be a uint64 (bytes per second)")
-        with self._lock(uuid):
-            self._load(uuid)
+        with self.lock(uuid):
+            self.load(uuid)
             with self.store.session() as s:
                 s.get(Row, uuid).rebuild_rate = rate
             return self.view(uuid)
@@ -340,8 +341,8 @@ class NexusOperations:
     # size -----------------------------------------------------------------------------------------
     def resize(self, uuid: str, requested_size: int):
         uuid = validate.uuid(uuid, "nexus uuid")
-        with self._lock(uuid):
-            row, kids = self._running(uuid)
+        with self.lock(uuid):
+            row, kids = self.running(uuid)
             if requested_size == row.size:
                 return self.view(uuid)
             if requested_size < row.size or requested_size % 512:
@@ -353,9 +354,9 @@ class NexusOperations:
             old = row.size
             with self.store.session() as s:
                 s.get(Row, uuid).size = requested_size
-            row, kids = self._load(uuid)
+            row, kids = self.load(uuid)
             try:
-                self._apply(row, kids)
+                self.apply(row, kids)
             except InvalidArgument as exc:
                 with self.store.session() as s:
                     s.get(Row, uuid).size = old
@@ -374,8 +375,8 @@ class NexusOperations:
         if share not in (0, 1):
             raise InvalidArgument(f"unknown share protocol {share}")
         hosts = validate.host_nqns(allowed_hosts)
-        with self._lock(uuid):
-            row, _kids = self._running(uuid)
+        with self.lock(uuid):
+            row, _kids = self.running(uuid)
             if row.published and row.share != share:
                 raise InvalidArgument(f"nexus {uuid} is already published with another protocol")
             if share == 1:
@@ -385,7 +386,7 @@ class NexusOperations:
                         r = s.get(Row, uuid)
                         r.ana_grpid, r.share, r.published, r.allowed_hosts = grpid, 1, True, hosts
                 try:
-                    self._publish_kernel(self._load(uuid)[0])
+                    self.publish_kernel(self.load(uuid)[0])
                 except (KernelError, OSError, MayastorError) as exc:
                     if not row.published:
                         with self.store.session() as s:
@@ -400,7 +401,7 @@ class NexusOperations:
                     r.share, r.published = 0, True
             return self.view(uuid)
 
-    def _publish_kernel(self, row: Row) -> None:
+    def publish_kernel(self, row: Row) -> None:
         """Export the nexus device (ALREADY_EXISTS when another object owns its NQN)."""
         self.target.expose(
             Export(
@@ -416,7 +417,7 @@ class NexusOperations:
             )
         )
 
-    def _unpublish_kernel(self, row: Row) -> None:
+    def unpublish_kernel(self, row: Row) -> None:
         try:
             device = self.stack(row.uuid).top_device()
         except (KernelError, OSError):
@@ -433,17 +434,17 @@ class NexusOperations:
 
     def unpublish(self, uuid: str):
         uuid = validate.uuid(uuid, "nexus uuid")
-        with self._lock(uuid):
-            row, _ = self._running(uuid)
+        with self.lock(uuid):
+            row, _ = self.running(uuid)
             if row.share == 1 and row.published:
-                self._unpublish_kernel(row)
+                self.unpublish_kernel(row)
             with self.store.session() as s:
                 r = s.get(Row, uuid)
                 r.share, r.published, r.allowed_hosts, r.ana_grpid = 0, False, [], 0
             return self.view(uuid)
 
     def get_ana_state(self, uuid: str) -> int:
-        row, _ = self._load(validate.uuid(uuid, "nexus uuid"))
+        row, _ = self.load(validate.uuid(uuid, "nexus uuid"))
         if not (row.published and row.share == 1):
             raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
         return row.ana_state or 1
@@ -452,8 +453,8 @@ class NexusOperations:
         uuid = validate.uuid(uuid, "nexus uuid")
         if ana_state not in ANA_WIRE_TO_STATE:
             raise InvalidArgument(f"invalid ANA state {ana_state}")
-        with self._lock(uuid):
-            row, _ = self._running(uuid)
+        with self.lock(uuid):
+            row, _ = self.running(uuid)
             if not (row.published and row.share == 1):
                 raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
             self.target.set_ana_state([self.nexus_port, self.replica_port], row.ana_grpid, ana_state)

@@ -55,10 +55,10 @@ def _drop_orphan_meta_files(svc) -> None:
 
 
 def _one(svc, uuid: str) -> None:
-    row, kids = svc._load_any(uuid)
+    row, kids = svc.load_any(uuid)
     if row.lifecycle == "creating":
         log.info("rolling back unfinished create of nexus %s", row.name)
-        svc._teardown(row, kids)
+        svc.teardown(row, kids)
         with svc.store.session() as s:
             s.delete(s.get(Row, uuid))
         return
@@ -69,7 +69,7 @@ def _one(svc, uuid: str) -> None:
         return  # stays down (and its kernel devices, if any, stay suspended) until destroyed
     faulted = False
     for kid in kids:
-        if not svc._in_table(kid):
+        if not svc.in_table(kid):
             continue
         try:
             svc.device_of(kid).open()
@@ -77,15 +77,15 @@ def _one(svc, uuid: str) -> None:
             log.warning(
                 "nexus %s: child %s cannot be opened (%s); faulted until it is brought online", row.name, kid.uri, exc
             )
-            svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
+            svc.set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
             faulted = True
-    row, kids = svc._load_any(uuid)
-    svc._apply(row, kids)
+    row, kids = svc.load_any(uuid)
+    svc.apply(row, kids)
     if row.published and row.share == 1:
-        svc._publish_kernel(row)
+        svc.publish_kernel(row)
     with svc.store.session() as s:
         s.get(Row, uuid).clean_shutdown = False
-    svc._refresh_state(uuid)
+    svc.refresh_state(uuid)
     if faulted:
         svc.persist_info_unanswered(uuid)
     log.info("nexus %s (%s) is back", row.name, uuid)

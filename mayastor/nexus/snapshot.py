@@ -58,8 +58,8 @@ def create(
             validate.uuid(w.snapshot_uuid, "snapshot uuid")
     if len({w.replica_uuid for w in wanted}) != len(wanted):
         raise InvalidArgument("a replica is listed twice")
-    with svc._lock(nexus_uuid):
-        _row, kids = svc._running(nexus_uuid)
+    with svc.lock(nexus_uuid):
+        _row, kids = svc.running(nexus_uuid)
         by_uuid = {k.device_uuid: k for k in kids if k.device_uuid}
         missing = [w.replica_uuid for w in wanted if w.replica_uuid not in by_uuid]
         if missing:

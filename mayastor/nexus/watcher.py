@@ -86,7 +86,7 @@ class NexusWatcher:
         status = st.status()
         if status is None:
             return
-        row, kids = svc._load_any(uuid)
+        row, kids = svc.load_any(uuid)
         if row is None or row.state in ("shutting_down", "shutdown"):
             return
         by_slot = dict(enumerate(svc.raid_members(row, kids)))
@@ -130,8 +130,8 @@ class NexusWatcher:
                 reason = svc.fault_reason(kid)
                 why = "out of space" if reason == S.R_NO_SPACE else "I/O error"
                 log.warning("nexus %s: child %s failed (%s); nexus continues on the others", row.name, kid.uri, why)
-                svc._end_jobs(uuid, kid.uri, "failed")
-            svc._set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False, fault=faulted)
+                svc.end_jobs(uuid, kid.uri, "failed")
+            svc.set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False, fault=faulted)
             changed = True
         if st.exists() and st.top_path_failed():
             if any(svc.fenced(row, k) for k in kids if k.state == "online"):
@@ -145,12 +145,12 @@ class NexusWatcher:
             for kid in kids:
                 if kid.state == "online":
                     log.error("nexus %s: no healthy child left; I/O is held until one comes back", row.name)
-                    svc._set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
+                    svc.set_child(kid.id, "faulted", S.R_IO_FAILURE, healthy=False, fault=True)
                     changed = True
         if status.sync_action == "idle" and status.sync_current == status.sync_total:
             changed |= self._finish_jobs(row, kids, status)
         if changed:
-            svc._refresh_state(uuid)
+            svc.refresh_state(uuid)
             svc.persist_info_unanswered(uuid)  # a retired child unhealthy, a rebuilt one healthy
 
     def _finish_jobs(self, row, kids, status) -> bool:
@@ -179,7 +179,7 @@ class NexusWatcher:
                 j.state, j.ended_at = "completed", now()
                 j.blocks_recovered = j.blocks_total
                 j.blocks_transferred = max(written - j.checkpoint, 0) * 512 // j.block_size
-            svc._set_child(kid.id, "online", S.R_NONE, healthy=True)
+            svc.set_child(kid.id, "online", S.R_NONE, healthy=True)
             log.info(
                 "nexus %s: child %s in sync again (%s rebuild, %d blocks written)",
                 row.name,
@@ -192,6 +192,6 @@ class NexusWatcher:
             live = svc.stack(row.uuid).live_raid_table()
             if live is not None and live.rebuild:
                 # as LVM does: drop 'rebuild' once done, else the next activation rebuilds again
-                row2, kids2 = svc._load_any(row.uuid)
-                svc._apply(row2, kids2)
+                row2, kids2 = svc.load_any(row.uuid)
+                svc.apply(row2, kids2)
         return done

@@ -108,7 +108,7 @@ class PoolService:
             if uuid and uuid in self.live:
                 raise InvalidArgument(f"pool uuid {uuid} is already used by pool {self.live[uuid].name}")
             self._check_disks_free(parsed)
-            opened = self._open_all(parsed, create=True)
+            opened = self.open_all(parsed, create=True)
             try:
                 labels = self._read_labels(opened)
                 if any(labels):
@@ -117,16 +117,16 @@ class PoolService:
                         raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
                     if uuid and found.pool_uuid != uuid:
                         raise InvalidArgument(f"pool {name} on these disks has uuid {found.pool_uuid}, not {uuid}")
-                    return self._import_locked(name, opened, labels)
+                    return self.import_locked(name, opened, labels)
                 return self._create_locked(name, uuid, opened, cluster_size, md_ratio or 1.0)
             except BaseException:
-                self._close_all(opened)
+                self.close_all(opened)
                 for d in opened:
                     if d.created:
                         d.discard()
                 raise
 
-    def _open_all(self, parsed: list[DiskUri], create: bool = False) -> list[OpenDisk]:
+    def open_all(self, parsed: list[DiskUri], create: bool = False) -> list[OpenDisk]:
         opened: list[OpenDisk] = []
         try:
             for d in parsed:
@@ -136,15 +136,15 @@ class PoolService:
                     )
                 )
         except KernelError as exc:
-            self._close_all(opened)
+            self.close_all(opened)
             raise _wrap_kernel("open disk", exc) from None
         except BaseException:
-            self._close_all(opened)
+            self.close_all(opened)
             raise
         return opened
 
     @staticmethod
-    def _close_all(opened: list[OpenDisk]) -> None:
+    def close_all(opened: list[OpenDisk]) -> None:
         for d in opened:
             try:
                 d.close()
@@ -232,7 +232,7 @@ class PoolService:
                 if p.name == name or p.uuid == uuid:
                     raise AlreadyExists(f"pool {p.name} ({p.uuid}) is already imported")
             self._check_disks_free(parsed)
-            opened = self._open_all(parsed)
+            opened = self.open_all(parsed)
             try:
                 labels = self._read_labels(opened)
                 if not any(labels):  # io-engine: the blobstore cannot be imported -> INVALID_ARGUMENT
@@ -242,12 +242,12 @@ class PoolService:
                     raise InvalidArgument(f"a pool currently exists on the device with name {found.name}")
                 if uuid and found.pool_uuid != uuid:
                     raise InvalidArgument(f"pool {name} has uuid {found.pool_uuid}, not {uuid}")
-                return self._import_locked(name, opened, labels)
+                return self.import_locked(name, opened, labels)
             except BaseException:
-                self._close_all(opened)
+                self.close_all(opened)
                 raise
 
-    def _import_locked(self, name: str, opened: list[OpenDisk], labels: list[PoolLabel | None]) -> LivePool:
+    def import_locked(self, name: str, opened: list[OpenDisk], labels: list[PoolLabel | None]) -> LivePool:
         first = next(lab for lab in labels if lab)
         if any(lab is None or lab.pool_uuid != first.pool_uuid for lab in labels):
             raise InvalidArgument("the disks given belong to different pools (or some carry no label)")
@@ -414,7 +414,7 @@ class PoolService:
                     s.flush()
                     s.delete(s.get(PoolRow, pool.uuid))
                 if isinstance(pool, LabelPool):
-                    self._close_all(pool.open_disks)
+                    self.close_all(pool.open_disks)
                 del self.live[pool.uuid]
         log.info("pool %s exported", pool.name)
 

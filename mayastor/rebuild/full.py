@@ -155,15 +155,15 @@ class FullRebuild:
 
     def _run(self) -> None:
         svc = self.svc
-        with svc._lock(self.uuid):
-            row, kids = svc._load(self.uuid)
+        with svc.lock(self.uuid):
+            row, kids = svc.load(self.uuid)
             dst = next((k for k in kids if k.uri == self.dst_uri), None)
             if dst is None:
                 raise RebuildFailed(f"child {self.dst_uri} is no longer in the nexus")
             src = self._source(kids, dst)
             st = svc.stack(self.uuid)
             sectors = row.size // 512
-            svc._open_leg(st, dst, row)  # opens the child and its leg devices
+            svc.open_leg(st, dst, row)  # opens the child and its leg devices
             src_data = st.leg_device(src.id, "data")
             dst_data = st.leg_device(dst.id, "data")
             job = self._job()
@@ -267,7 +267,7 @@ class FullRebuild:
             and k.position >= 0
             and k.state == "degraded"
             and k.reason == S.R_OUT_OF_SYNC
-            and not self.svc._needs_copy(row, k)
+            and not self.svc.needs_copy(row, k)
             for k in kids
         )
 
@@ -275,13 +275,13 @@ class FullRebuild:
         svc = self.svc
         while True:
             self._wait_if_paused()
-            with svc._lock(self.uuid):
-                row, kids = svc._load(self.uuid)
+            with svc.lock(self.uuid):
+                row, kids = svc.load(self.uuid)
                 if not self._md_busy(row, kids, dst):
                     break
             threading.Event().wait(1.0)
-        with svc._lock(self.uuid):
-            row, kids = svc._load(self.uuid)
+        with svc.lock(self.uuid):
+            row, kids = svc.load(self.uuid)
             if self._stopped:
                 raise Stopped()
             dst = next((k for k in kids if k.uri == self.dst_uri), None)
@@ -302,7 +302,7 @@ class FullRebuild:
                     blocks_transferred=(j.bytes_written + p.written) // 512,
                     phase="final",
                 )
-                svc._swap_in_copied_child(row, kids, dst)
+                svc.swap_in_copied_child(row, kids, dst)
             finally:
                 # the top maps the raid again (the era layer is dropped below) and resumes
                 st.load_top_over_raid(sectors)
@@ -312,9 +312,9 @@ class FullRebuild:
 
             # the job ends before the child turns online: whoever sees it online finds the history
             self._set_job(state="completed", ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512)
-            svc._set_child(dst.id, "online", S.R_NONE, healthy=True)
+            svc.set_child(dst.id, "online", S.R_NONE, healthy=True)
             self._drop_era(st)
-            svc._refresh_state(self.uuid)
+            svc.refresh_state(self.uuid)
             svc.persist_info_unanswered(self.uuid)  # healthy=true, as io-engine at rebuild completion
         log.info(
             "nexus %s: child %s rebuilt (full, %d bytes written)", self.uuid, self.dst_uri, self._job().bytes_written
@@ -346,11 +346,11 @@ class FullRebuild:
 
     def _drop_era_if_idle(self) -> None:
         try:
-            with self.svc._lock(self.uuid):
+            with self.svc.lock(self.uuid):
                 st = self.svc.stack(self.uuid)
                 if not self.svc.ctl.exists(st.era_name) or self.svc.rebuilds.others(self):
                     return
-                row, _ = self.svc._load(self.uuid)
+                row, _ = self.svc.load(self.uuid)
                 st.point_top_at_raid(row.size // 512)
                 self._drop_era(st)
         except Exception as exc:  # noqa: BLE001

@@ -342,7 +342,7 @@ class ReplicaService:
                 )
         except IntegrityError:
             raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
-        row = self._row_any(uuid)
+        row = self.row_any(uuid)
         crashpoint.hit(f"{kind}.create.intent")
         with self._undone_on_failure(pool, row):
             while not pool.make_volume(row, origin):
@@ -371,7 +371,7 @@ class ReplicaService:
         try:
             yield
         except BaseException as exc:
-            self._rollback_create(pool, self._row_any(row.uuid) or row)
+            self._rollback_create(pool, self.row_any(row.uuid) or row)
             if isinstance(exc, KernelError):
                 raise _kernel(f"create {row.kind} {row.name}", exc) from None
             raise
@@ -387,7 +387,7 @@ class ReplicaService:
         if nexus is not None:
             raise AlreadyExists(f"the name {name} belongs to nexus {nexus} (its NQN would be shared)")
 
-    def _row_any(self, uuid: str) -> Row | None:
+    def row_any(self, uuid: str) -> Row | None:
         with self.store.session() as s:
             return s.get(Row, uuid)
 
@@ -429,7 +429,7 @@ class ReplicaService:
         another pool ABORTED."""
         uuid = validate.uuid(uuid, "replica uuid")
         named = self._named_pool(pool_name, pool_uuid)
-        row = self._row_any(uuid)
+        row = self.row_any(uuid)
         if row is None or row.kind == "snapshot":
             raise ReplicaNotFound(uuid)
         pool = self.pools.live.get(row.pool_uuid)
@@ -441,7 +441,7 @@ class ReplicaService:
             self._destroy_locked(pool, uuid)
 
     def _destroy_locked(self, pool: LivePool, uuid: str) -> None:
-        row = self._row_any(uuid)
+        row = self.row_any(uuid)
         if row is None:
             raise ReplicaNotFound(uuid)
         row = self._update(uuid, lifecycle="destroying")
@@ -458,7 +458,7 @@ class ReplicaService:
             s.delete(s.get(Row, row.uuid))
         # a discarded snapshot goes with its last clone
         if row.kind == "clone" and row.source_uuid:
-            snap = self._row_any(row.source_uuid)
+            snap = self.row_any(row.source_uuid)
             if snap is not None and snap.discarded and not self._clones_of(snap.uuid):
                 with self._one(snap.uuid):
                     self._update(snap.uuid, lifecycle="destroying")
@@ -569,7 +569,7 @@ class ReplicaService:
         with self.locks.shared(pool.uuid), self._one(replica_uuid), self._one(snapshot_uuid):
             src = self._row(replica_uuid)
             with self._allocating(pool):
-                existing = self._row_any(snapshot_uuid)
+                existing = self.row_any(snapshot_uuid)
                 if existing is not None:
                     raise AlreadyExists(f"snapshot {snapshot_uuid} already exists")
                 row = self._allocate(
@@ -606,7 +606,7 @@ class ReplicaService:
 
     def destroy_snapshot(self, uuid: str, pool_name: str | None = None, pool_uuid: str | None = None) -> None:
         uuid = validate.uuid(uuid, "snapshot uuid")
-        row = self._row_any(uuid)
+        row = self.row_any(uuid)
         if row is None or row.kind != "snapshot":
             raise NotFound(f"snapshot {uuid} not found")
         named = self._named_pool(pool_name, pool_uuid)

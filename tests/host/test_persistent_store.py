@@ -168,13 +168,13 @@ def test_the_last_healthy_child_stays_healthy(tmp_path):
         def health():
             with store.session() as s:
                 return [s.get(NexusChild, i).healthy for i in ids]
-        svc._set_child(ids[0], "faulted", 6, healthy=False, fault=True)
-        svc._set_child(ids[2], "faulted", 6, healthy=False, fault=True)
+        svc.set_child(ids[0], "faulted", 6, healthy=False, fault=True)
+        svc.set_child(ids[2], "faulted", 6, healthy=False, fault=True)
         assert health() == [False, True, False]
-        svc._set_child(ids[1], "faulted", 6, healthy=False, fault=True)  # the last one: stays healthy
+        svc.set_child(ids[1], "faulted", 6, healthy=False, fault=True)  # the last one: stays healthy
         assert health() == [False, True, False]
-        svc._set_child(ids[0], "online", 0, healthy=True)  # rebuilt: healthy again
-        svc._set_child(ids[1], "faulted", 6, healthy=False, fault=True)  # no longer the last
+        svc.set_child(ids[0], "online", 0, healthy=True)  # rebuilt: healthy again
+        svc.set_child(ids[1], "faulted", 6, healthy=False, fault=True)  # no longer the last
         assert health() == [True, False, False]
     finally:
         store.close()
