@@ -65,6 +65,10 @@ class CFSNode:
 
     path: str
 
+    def delete(self) -> None:
+        """Remove the directory (each kind knows what must go before it)."""
+        raise NotImplementedError
+
     def _setup(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")

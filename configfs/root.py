@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .errors import CFSNotSupportedError
@@ -71,7 +72,7 @@ class Root:
             json.dump(self.dump(), f, indent=2, sort_keys=True)
         os.replace(tmp, path)
 
-    def clear(self, only: callable | None = None) -> None:
+    def clear(self, only: Callable[[Any], bool] | None = None) -> None:
         """Delete ports, subsystems and hosts (all, or those for which ``only(obj)`` is true)."""
         keep = only or (lambda obj: True)
         for port in self.ports:

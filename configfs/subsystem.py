@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from .host import Host
@@ -91,7 +92,7 @@ class Subsystem(CFSNode):
             return
         for portid in self.ports():
             link = os.path.join(self.root, "ports", str(portid), "subsystems", self.nqn)
-            kernel_op("unlink subsystem from port", link, lambda link=link: os.unlink(link))
+            kernel_op("unlink subsystem from port", link, functools.partial(os.unlink, link))
         for ns in self.namespaces:
             ns.delete()
         for nqn in self.allowed_hosts:

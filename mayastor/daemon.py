@@ -231,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     except instance_lock.AlreadyRunning as exc:
         log.error("%s", exc)
         return 3
-    pstore = persistent_store.NoStore()
+    pstore: persistent_store.NoStore | persistent_store.PersistentStore = persistent_store.NoStore()
     if ps is not None:  # as io-engine: no gRPC, no registration until etcd answers
-        pstore = persistent_store.PersistentStore(*ps)
-        sdnotify.notify(f"STATUS=waiting for etcd at {pstore.endpoint}")
-        if not pstore.wait_until_reachable(stop):
+        etcd = persistent_store.PersistentStore(*ps)
+        pstore = etcd
+        sdnotify.notify(f"STATUS=waiting for etcd at {etcd.endpoint}")
+        if not etcd.wait_until_reachable(stop):
             log.info("stopped while waiting for etcd")
             instance_lock.release(held)
             return 0

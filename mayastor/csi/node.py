@@ -83,9 +83,9 @@ class Node(csi_grpc.NodeServicer):
         if not os.path.exists(path):
             raise NotFound(f"{what} {path} does not exist")
         found = self._mounted_volume(path)
-        if found is None or found[1] is None:
+        m, dev, owner = found if found is not None else (None, None, None)
+        if m is None or dev is None:
             raise NotFound(f"volume {volume} is not mounted at {path}")
-        m, dev, owner = found
         if owner is not None and owner != volume:
             raise NotFound(f"{path} holds volume {owner}, not {volume}")
         return m, dev

@@ -62,7 +62,7 @@ def block_devices(all_devices: bool, pool_devices: set[str]) -> list:
         ):
             continue
         base = os.path.join(SYS_BLOCK, name)
-        entries = [(name, base, None)]
+        entries: list[tuple[str, str, str | None]] = [(name, base, None)]
         for part in sorted(os.listdir(base)):
             if part.startswith(name) and os.path.exists(os.path.join(base, part, "partition")):
                 entries.append((part, os.path.join(base, part), name))

@@ -9,13 +9,15 @@ from . import digests as D
 from .verify import Verifier
 
 
-def _str(params: dict, key: str, required: bool = True) -> str | None:
+def _str(params: dict, key: str) -> str:
     v = params.get(key)
-    if v is None and not required:
-        return None
     if not isinstance(v, str) or not v:
         raise InvalidArgument(f"{key} must be a non-empty string")
     return v
+
+
+def _opt_str(params: dict, key: str) -> str | None:
+    return None if params.get(key) is None else _str(params, key)
 
 
 class HealthService:
@@ -25,7 +27,7 @@ class HealthService:
 
     def replica_digests(self, params: dict) -> dict:
         offset, length, segment, algorithm = D.parse_request(params)
-        uuid = _str(params, "uuid", required=False)
+        uuid = _opt_str(params, "uuid")
         if uuid is None:
             name = validate.name(_str(params, "name"), "replica name")
             row = self.replicas.by_name(name)
@@ -50,7 +52,7 @@ class HealthService:
         repair = params.get("repair", False)
         if not isinstance(repair, bool):
             raise InvalidArgument("repair must be true or false")
-        prefer = _str(params, "prefer", required=False)
+        prefer = _opt_str(params, "prefer")
         peers = params.get("peers", {})
         if not isinstance(peers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in peers.items()):
             raise InvalidArgument('peers must map child hosts to gRPC endpoints: {"10.0.0.2": "10.0.0.2:10124"}')

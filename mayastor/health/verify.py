@@ -197,7 +197,10 @@ class Verifier:
         self._peers.clear()
 
     def _digest_all(self, children, offset: int, length: int, segment: int, algorithm: str) -> list[list[int]]:
-        futs = [self._pool.submit(c.digests, offset, length, segment, algorithm) for c in children]
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("digests are read only during a verify")
+        futs = [pool.submit(c.digests, offset, length, segment, algorithm) for c in children]
         return [f.result() for f in futs]
 
     def _scan(self, children, size: int, segment: int, algorithm: str) -> list[int]:

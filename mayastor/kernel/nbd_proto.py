@@ -97,7 +97,7 @@ def negotiate(sock: socket.socket, export_name: str = "") -> ExportInfo:
     # NBD_OPT_GO data: u32 name length, name, u16 number of info requests, requests
     data = struct.pack(">I", len(name)) + name + struct.pack(">HH", 1, INFO_BLOCK_SIZE)
     sock.sendall(IHAVEOPT + struct.pack(">II", OPT_GO, len(data)) + data)
-    size = flags = None
+    export: tuple[int, int] | None = None  # size, transmission flags
     blocks = (512, 4096, 32 * 1024 * 1024)
     while True:
         magic, _opt, rtype, length = struct.unpack(">QIII", _recv_exact(sock, 20))
@@ -111,14 +111,14 @@ def negotiate(sock: socket.socket, export_name: str = "") -> ExportInfo:
         if rtype == REP_INFO and len(payload) >= 2:
             (itype,) = struct.unpack(">H", payload[:2])
             if itype == INFO_EXPORT:
-                size, flags = struct.unpack(">QH", payload[2:12])
+                export = struct.unpack(">QH", payload[2:12])
             elif itype == INFO_BLOCK_SIZE:
                 blocks = struct.unpack(">III", payload[2:14])
         elif rtype == REP_ACK:
             break
-    if size is None:
+    if export is None:
         raise NbdProtocolError("server acknowledged NBD_OPT_GO without NBD_INFO_EXPORT")
-    return ExportInfo(size, flags, *blocks)
+    return ExportInfo(*export, *blocks)
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ def disconnect(ctrl: Controller | str) -> None:
 
 
 def list_controllers() -> list[Controller]:
-    out = []
+    out: list[Controller] = []
     if not os.path.isdir(SYS_NVME):
         return out
     for name in os.listdir(SYS_NVME):
@@ -292,7 +292,7 @@ def _ns_attr(name: str, attr: str) -> str | None:
 
 
 def list_namespaces() -> list[NamespaceDevice]:
-    out = []
+    out: list[NamespaceDevice] = []
     if not os.path.isdir(SYS_BLOCK):
         return out
     for name in sorted(os.listdir(SYS_BLOCK)):

@@ -13,6 +13,7 @@ import hashlib
 import os
 import uuid as _uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import ramdisk
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
@@ -27,6 +28,10 @@ from .reservation import Reservation
 from .stack import META_BYTES
 from .uri import ChildUri
 
+if TYPE_CHECKING:  # types only: both services use the nexus package
+    from ..bdevs import BdevService
+    from ..replica.service import ReplicaService
+
 # nvme-tcp host settings for remote children: fail I/O to md quickly so a lost leg is faulted
 # (instead of hanging the nexus), keep reconnecting so a returning target comes back by itself.
 NVMF_RECONNECT_DELAY = 1
@@ -38,10 +43,10 @@ NVMF_KEEP_ALIVE_TMO = 5
 @dataclass
 class ChildContext:
     node: str
-    replicas: object  # ReplicaService: local replica lookup
+    replicas: ReplicaService  # local replica lookup
     loop_tag: str
     paths: PathPolicy  # which files and devices aio/uring children may open
-    bdevs: object = None  # BdevService: bdev:/// children that are not replicas
+    bdevs: BdevService | None = None  # bdev:/// children that are not replicas
 
 
 class ChildDevice:
@@ -210,16 +215,21 @@ class Nvmf(ChildDevice):
 
     @property
     def hostnqn(self) -> str:
-        return self._opts().hostnqn
+        return self._host()[0]
 
     @property
     def hostid(self) -> str:
-        return self._opts().hostid
+        return self._host()[1]
 
-    def _opts(self) -> nvme_fabrics.ConnectOptions:
+    def _host(self) -> tuple[str, str]:
+        """The host NQN this child connects as (the node's, or the URI's ``hostnqn``) and its host id."""
         ident = host_identity(self.ctx.node)
         hostnqn = self.uri.params.get("hostnqn") or ident.hostnqn
         hostid = ident.hostid if hostnqn == ident.hostnqn else str(_uuid.uuid5(_uuid.NAMESPACE_URL, hostnqn))
+        return hostnqn, hostid
+
+    def _opts(self) -> nvme_fabrics.ConnectOptions:
+        hostnqn, hostid = self._host()
         return nvme_fabrics.ConnectOptions(
             nqn=self.uri.path,
             traddr=self.uri.host,

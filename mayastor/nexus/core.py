@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -226,7 +227,7 @@ class NexusCore:
         return st.ensure_leg(kid.id, dev, local_meta=row.meta_local)
 
     def _raid_targets(
-        self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False
+        self, row: Row, kids: list[ChildRow], fresh: Collection[int] = frozenset(), nosync: bool = False
     ) -> tuple[list, bool]:
         """The raid table the rows describe, and whether md must re-add a leg it had faulted."""
         st = self.stack(row.uuid)
@@ -257,7 +258,12 @@ class NexusCore:
         return st.raid_table(legs, sectors, row.region_sectors, rebuild, nosync=nosync), revive
 
     def apply(
-        self, row: Row, kids: list[ChildRow], fresh: set[int] = frozenset(), nosync: bool = False, revive: bool = False
+        self,
+        row: Row,
+        kids: list[ChildRow],
+        fresh: Collection[int] = frozenset(),
+        nosync: bool = False,
+        revive: bool = False,
     ) -> None:
         """Load the raid table the rows describe; ``fresh`` child ids get wiped metadata and
         ``rebuild`` (unless ``nosync``). ``revive`` cycles suspend/resume so md re-adds legs it

@@ -148,15 +148,21 @@ class NexusStack:
         name = self.leg_name(cid, part)
         return self.ctl.info(name).devnode if self.ctl.exists(name) else None
 
+    def _leg_node(self, cid: int, part: str) -> str:
+        dev = self.leg_device(cid, part)
+        if dev is None:
+            raise FileNotFoundError(errno.ENOENT, "no such leg device", self.leg_name(cid, part))
+        return dev
+
     def leg_has_superblock(self, cid: int) -> bool:
         """Read past the page cache: md writes its superblocks with its own bios, and a page
         cached by the wipe below still reads as zeros (a leg in sync then looked new and was
         loaded with 'rebuild': md recovered it from its peer)."""
-        return block.read_direct(self.leg_device(cid, "meta"), 0, 4096)[:4] == RAID_MAGIC
+        return block.read_direct(self._leg_node(cid, "meta"), 0, 4096)[:4] == RAID_MAGIC
 
     def wipe_leg_superblock(self, cid: int) -> None:
         """A leg without the magic is a new device to dm-raid; stale superblocks confuse it."""
-        block.write_direct(self.leg_device(cid, "meta"), 0, bytes(4096))
+        block.write_direct(self._leg_node(cid, "meta"), 0, bytes(4096))
 
     def remove_leg(self, cid: int) -> None:
         """The leg's devices and its metadata file go (the child leaves the nexus, or the nexus goes)."""
@@ -169,9 +175,9 @@ class NexusStack:
     def _meta_loop(self, cid: int) -> str:
         """major:minor of the loop device over this leg's metadata file (made sparse and empty
         the first time: md then sees no superblock; kept across restarts and reboots)."""
-        if self.meta_dir is None:
-            raise ValueError(f"nexus {self.uuid}: no metadata directory for its legs")
         path = self.meta_file(cid)
+        if self.meta_dir is None or path is None:
+            raise ValueError(f"nexus {self.uuid}: no metadata directory for its legs")
         os.makedirs(self.meta_dir, mode=0o700, exist_ok=True)
         if not os.path.exists(path):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -170,7 +170,7 @@ class NexusWatcher:
         for job in jobs:
             kid = next((k for k in kids if k.uri == job.dst_uri), None)
             slot = slots.get(kid.id) if kid is not None else None
-            if slot is None or slot >= len(status.health) or status.health[slot] != "A":
+            if kid is None or slot is None or slot >= len(status.health) or status.health[slot] != "A":
                 continue
             data = svc.stack(row.uuid).leg_device(kid.id, "data")
             written = block.io_stats(data).write_sectors if data else job.checkpoint

@@ -157,7 +157,9 @@ def open_disk(
         d.path, f"disk {d.canonical}", MIN_DISK_BYTES, own_holders, create=create and bool(d.size_mb), pool_disk=True
     )
     path = target.path
-    if not target.exists:
+    if not target.exists:  # policy.check lets a missing file through only to be created with size_mb
+        if not d.size_mb:
+            raise NotFound(f"disk {d.canonical}: no such file {path}")
         with open(path, "xb") as f:
             f.truncate(d.size_mb << 20)
     if target.kind == "block":

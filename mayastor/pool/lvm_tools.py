@@ -120,11 +120,12 @@ def parse_tags(text: str) -> list[tuple[str, str | None]]:
 def joined(pairs: list[tuple[str, str | None]], key: str) -> str | None:
     """The value tags_for split over ``key``, ``key.1`` ...; None when there is no ``key``."""
     found = dict(pairs)
-    if found.get(key) is None:
+    text = found.get(key)
+    if text is None:
         return None
-    text, n = found[key], 1
-    while found.get(f"{key}.{n}") is not None:
-        text += found[f"{key}.{n}"]
+    n = 1
+    while (part := found.get(f"{key}.{n}")) is not None:
+        text += part
         n += 1
     return unescape(text)
 

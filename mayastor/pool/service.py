@@ -22,10 +22,10 @@ from ..locks import KeyedLocks
 from ..paths import PathPolicy
 from ..store import Pool as PoolRow
 from ..store import Replica as ReplicaRow
-from ..store.db import Store
+from ..store.db import Store, required
 from . import catalog as cat
 from . import lvm_pool, lvm_tools
-from .backend import POOL_TYPE_LVM, POOL_TYPE_LVS, PoolBackend
+from .backend import POOL_TYPE_LVM, POOL_TYPE_LVS
 from .disk import DiskUri, OpenDisk, open_disk, parse
 from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
 from .label_pool import LabelPool
@@ -33,7 +33,7 @@ from .thinpool import Tags, ThinPool
 
 log = logging.getLogger(__name__)
 MIN_LVM_DISK = 8 << 20  # two 4 MiB extents: a thin pool's metadata and one data extent
-LivePool = PoolBackend  # what the rest of the daemon holds: any live pool
+LivePool = LabelPool | lvm_pool.LvmPool  # what the rest of the daemon holds: either backend
 
 
 def _wrap_kernel(what: str, exc: Exception) -> Internal:
@@ -58,9 +58,6 @@ class PoolService:
             if name_or_uuid in (p.uuid, p.name):
                 return p
         raise NotFound(f"pool {name_or_uuid} not found")
-
-    def list(self, name: str | None = None, uuid: str | None = None) -> list[LivePool]:
-        return [p for p in self.live.values() if (name is None or p.name == name) and (uuid is None or p.uuid == uuid)]
 
     # create / import ----------------------------------------------------------------------------
     @staticmethod
@@ -192,7 +189,7 @@ class PoolService:
                 write_label(d.device, label, i, d.size)
             crashpoint.hit("pool.create.labelled")
             with self.store.session() as s:
-                row = s.get(PoolRow, pool.uuid)
+                row = required(s, PoolRow, pool.uuid)
                 row.lifecycle = "ready"
                 row.transaction_id = pool.catalog.generation
         except BaseException as exc:
@@ -204,7 +201,7 @@ class PoolService:
         log.info("pool %s (%s) created on %s", name, pool.uuid, ", ".join(pool.disks))
         return pool
 
-    def _undo_create(self, pool: LivePool) -> None:
+    def _undo_create(self, pool: LabelPool) -> None:
         try:
             pool.thin.teardown()
             for d in pool.open_disks:
@@ -248,15 +245,16 @@ class PoolService:
                 raise
 
     def import_locked(self, name: str, opened: list[OpenDisk], labels: list[PoolLabel | None]) -> LivePool:
-        first = next(lab for lab in labels if lab)
-        if any(lab is None or lab.pool_uuid != first.pool_uuid for lab in labels):
+        found = [lab for lab in labels if lab is not None]
+        if not found or len(found) != len(labels) or any(lab.pool_uuid != found[0].pool_uuid for lab in found):
             raise InvalidArgument("the disks given belong to different pools (or some carry no label)")
-        by_uuid = {lab.disks[lab.this_disk].disk_uuid: d for lab, d in zip(labels, opened)}
+        first = found[0]
+        by_uuid = {lab.disks[lab.this_disk].disk_uuid: d for lab, d in zip(found, opened)}
         wanted = [e.disk_uuid for e in first.disks]
         if set(by_uuid) != set(wanted):
             raise FailedPrecondition(f"pool {name} spans {len(wanted)} disks; {len(opened)} given do not match")
         ordered = [by_uuid[u] for u in wanted]
-        label = labels[opened.index(ordered[0])]
+        label = found[opened.index(ordered[0])]
         label.this_disk = 0
         pool = LabelPool(
             label.pool_uuid,
@@ -370,7 +368,7 @@ class PoolService:
             self.live[pool.uuid] = pool
         return pool
 
-    def _fence(self, pool: LivePool) -> None:
+    def _fence(self, pool: LabelPool) -> None:
         """The pool's transaction id follows the catalog generation; a crash between the two writes
         leaves the id one behind, which is repaired here."""
         tid = pool.thin.status().transaction_id
@@ -423,7 +421,7 @@ class PoolService:
             pool = self.find(name_or_uuid)
             with self.locks.exclusive(pool.uuid):
                 with self.store.session() as s:
-                    s.get(PoolRow, pool.uuid).lifecycle = "destroying"
+                    required(s, PoolRow, pool.uuid).lifecycle = "destroying"
                 self.finish_destroy(pool, replicas)
         log.info("pool %s destroyed", pool.name)
 
@@ -506,6 +504,10 @@ class PoolService:
 
     def snapshot_numbers(self, pool: LivePool) -> dict:
         return {"capacity": pool.capacity, "used": pool.used(), "disk_capacity": pool.disk_capacity}
+
+    # last in the class: a method named list would shadow the builtin in the annotations above it
+    def list(self, name: str | None = None, uuid: str | None = None) -> list[LivePool]:
+        return [p for p in self.live.values() if (name is None or p.name == name) and (uuid is None or p.uuid == uuid)]
 
 
 # catalog records <-> rows --------------------------------------------------------------------------

@@ -127,10 +127,10 @@ class ThinPool:
 
     def create_snap(self, thin_id: int, origin_id: int, origin_name: str | None) -> bool:
         """Snapshot ``origin_id``; its active device (if any) is suspended around it, as dm-thin needs."""
-        suspended = False
+        suspended = None
         if origin_name and self.ctl.exists(origin_name):
             self.ctl.suspend(origin_name)
-            suspended = True
+            suspended = origin_name
         try:
             self.ctl.message(self.name, f"create_snap {thin_id} {origin_id}")
             return True
@@ -140,7 +140,7 @@ class ThinPool:
             raise
         finally:
             if suspended:
-                self.ctl.resume(origin_name)
+                self.ctl.resume(suspended)
 
     def delete_thin(self, thin_id: int) -> None:
         try:

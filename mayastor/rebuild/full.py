@@ -180,7 +180,10 @@ class FullRebuild:
         if job.phase == "copy":
             self._copy_pass(src, src_data, dst_data, size, rate, job, svc.data_offset(row))
             self._set_job(phase="delta")
-        since = self._job().era
+        recorded = self._job().era
+        if recorded is None:  # set with phase "copy" above, before any copying
+            raise RebuildFailed("the rebuild job has no era checkpoint")
+        since = recorded
         for _ in range(DELTA_ROUNDS):
             self._wait_if_paused()
             nxt = era.checkpoint(svc.ctl, st.era_name)
@@ -284,9 +287,10 @@ class FullRebuild:
             row, kids = svc.load(self.uuid)
             if self._stopped:
                 raise Stopped()
-            dst = next((k for k in kids if k.uri == self.dst_uri), None)
-            if dst is None:
+            still = next((k for k in kids if k.uri == self.dst_uri), None)
+            if still is None:
                 raise RebuildFailed(f"child {self.dst_uri} left the nexus")
+            dst = still
             if self._md_busy(row, kids, dst):
                 raise RebuildFailed("md started resyncing another child during the final step; retry")
             sectors = row.size // 512

@@ -14,7 +14,7 @@ allocation lock, so concurrent creates on one pool wait for each other only whil
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -39,7 +39,7 @@ from ..locks import KeyedLocks
 from ..pool.service import LivePool, PoolService
 from ..store import Nexus as NexusRow
 from ..store import Replica as Row
-from ..store.db import Store
+from ..store.db import Store, required
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class ReplicaService:
 
     def _update(self, uuid: str, **values) -> Row:
         with self.store.session() as s:
-            row = s.get(Row, uuid)
+            row = required(s, Row, uuid)
             for k, v in values.items():
                 setattr(row, k, v)
         return row
@@ -235,42 +235,15 @@ class ReplicaService:
             log.warning("replica %s: no usage from pool %s: %s", row.name, pool.name, exc)
             return 0
 
-    def list(
-        self,
-        name: str | None = None,
-        uuid: str | None = None,
-        poolname: str | None = None,
-        pooluuid: str | None = None,
-        kinds: tuple[str, ...] = ("replica", "clone"),
-    ) -> list[ReplicaView]:
-        q = select(Row).where(Row.lifecycle == "ready", Row.kind.in_(kinds))
-        if name is not None:
-            q = q.where(Row.name == name)
-        if uuid is not None:
-            q = q.where(Row.uuid == uuid)
-        with self.store.session() as s:
-            rows = list(s.scalars(q.order_by(Row.name)))
-            family = list(s.scalars(select(Row).where(Row.lifecycle == "ready", Row.source_uuid.is_not(None))))
-        out = []
-        for r in rows:
-            pool = self.pools.live.get(r.pool_uuid)
-            if (
-                pool is None
-                or (poolname is not None and pool.name != poolname)
-                or (pooluuid is not None and pool.uuid != pooluuid)
-            ):
-                continue
-            out.append(self.view(r, family))
-        return out
-
     def committed(self, pool: LivePool) -> int:
         """Σ sizes of the pool's replicas and clones (Mayastor's ``committed``)."""
         with self.store.session() as s:
-            return s.scalar(
+            total = s.scalar(
                 select(func.coalesce(func.sum(Row.size), 0)).where(
                     Row.pool_uuid == pool.uuid, Row.lifecycle == "ready", Row.kind.in_(("replica", "clone"))
                 )
             )
+        return int(total or 0)
 
     # create -------------------------------------------------------------------------------------
     def create(
@@ -281,7 +254,7 @@ class ReplicaService:
         size: int,
         thin: bool,
         share: int = SHARE_NONE,
-        allowed_hosts: list[str] = (),
+        allowed_hosts: Sequence[str] = (),
         entity_id: str | None = None,
     ) -> ReplicaView:
         validate.name(name, "replica name")
@@ -342,7 +315,8 @@ class ReplicaService:
                 )
         except IntegrityError:
             raise AlreadyExists(f"replica {name} ({uuid}) already exists") from None
-        row = self.row_any(uuid)
+        with self.store.session() as s:
+            row = required(s, Row, uuid)
         crashpoint.hit(f"{kind}.create.intent")
         with self._undone_on_failure(pool, row):
             while not pool.make_volume(row, origin):
@@ -677,3 +651,32 @@ class ReplicaService:
             elif self.target.is_shared(row.name):
                 self._withdraw(row)
         self.pools.write_catalog(pool)
+
+    # last in the class: a method named list would shadow the builtin in the annotations above it
+    def list(
+        self,
+        name: str | None = None,
+        uuid: str | None = None,
+        poolname: str | None = None,
+        pooluuid: str | None = None,
+        kinds: tuple[str, ...] = ("replica", "clone"),
+    ) -> list[ReplicaView]:
+        q = select(Row).where(Row.lifecycle == "ready", Row.kind.in_(kinds))
+        if name is not None:
+            q = q.where(Row.name == name)
+        if uuid is not None:
+            q = q.where(Row.uuid == uuid)
+        with self.store.session() as s:
+            rows = list(s.scalars(q.order_by(Row.name)))
+            family = list(s.scalars(select(Row).where(Row.lifecycle == "ready", Row.source_uuid.is_not(None))))
+        out = []
+        for r in rows:
+            pool = self.pools.live.get(r.pool_uuid)
+            if (
+                pool is None
+                or (poolname is not None and pool.name != poolname)
+                or (pooluuid is not None and pool.uuid != pooluuid)
+            ):
+                continue
+            out.append(self.view(r, family))
+        return out

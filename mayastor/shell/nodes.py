@@ -357,6 +357,7 @@ class Nvmet(Node):
     """The kernel's nvmet configuration as configfs holds it (read-only here: the daemon owns it)."""
 
     def __init__(self, parent):
+        self._why: str | None = None  # why configfs cannot be read, at the last refresh
         super().__init__("nvmet", parent)
 
     def refresh(self) -> None:
@@ -378,7 +379,7 @@ class Nvmet(Node):
         self._sync(wanted)
 
     def summary(self):
-        why = getattr(self, "_why", None)
+        why = self._why
         return (f"not available: {why}", False) if why else ("kernel nvmet (configfs)", None)
 
 

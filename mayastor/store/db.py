@@ -7,11 +7,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import Internal
 from ..kernel import mountinfo
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -99,7 +101,10 @@ class Store:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if head is None:
+        raise RuntimeError("the migrations directory has no head revision")
+    return head
 
 
 def open_store(path: str) -> Store:
@@ -160,3 +165,14 @@ def _stored_revision(path: str) -> str | None:
         return None
     finally:
         conn.close()
+
+
+M = TypeVar("M")
+
+
+def required(session: Session, model: type[M], key: object) -> M:
+    """``session.get`` of a row the caller's lock keeps in place: its absence is a bug, said so."""
+    row = session.get(model, key)
+    if row is None:
+        raise Internal(f"{getattr(model, '__tablename__', model.__name__)} {key} is missing from the database")
+    return row
