@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from . import ramdisk, validate
 from .errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound
-from .exports import Export, NvmfTarget
+from .exports import Export, NvmfTarget, Share
 from .kernel import block, dm
 from .kernel.dm import ensure, remove
 from .kernel.errors import KernelError
@@ -30,7 +30,6 @@ from .nexus.uri import ChildUri
 from .nexus.uri import parse as parse_uri
 from .pool.label_pool import LabelPool
 from .pool.thinpool import Tags
-from .replica.service import SHARE_NONE, SHARE_NVMF
 from .store import Bdev as Row
 from .store import Nexus as NexusRow
 from .store import NexusChild as ChildRow
@@ -88,7 +87,7 @@ class BdevService:
             return self._ram(parsed).open(self.ctx.loop_tag)
         if parsed.scheme == "null":
             size, _ = ramdisk.check(parsed.path, parsed.params)
-            return ensure(self.ctl, self.dm_name(name), [dm.Target(0, size // 512, "zero", "")]).devnode
+            return ensure(self.ctl, self.dm_name(name), [dm.Target(0, size // block.SECTOR, "zero", "")]).devnode
         return device_for(parsed, self.ctx).open()
 
     def _close(self, parsed: ChildUri, name: str) -> None:
@@ -137,7 +136,7 @@ class BdevService:
         self._refuse_taken(name)
         uuid = parsed.uuid or str(_uuid.uuid4())
         with self.store.session() as s:
-            s.add(Row(name=name, uri=parsed.uri, uuid=uuid, kind=parsed.scheme, share=SHARE_NONE, allowed_hosts=[]))
+            s.add(Row(name=name, uri=parsed.uri, uuid=uuid, kind=parsed.scheme, share=Share.NONE, allowed_hosts=[]))
         try:
             self._open(parsed, name)
         except BaseException as exc:
@@ -171,7 +170,7 @@ class BdevService:
             raise FailedPrecondition(
                 f"bdev {row.name} is a child of nexus {', '.join(users)}; remove it from the nexus first"
             )
-        if row.share == SHARE_NVMF:
+        if row.share == Share.NVMF:
             self.unshare(row.name)
         try:
             self._close(parse_uri(row.uri), row.name)
@@ -207,14 +206,14 @@ class BdevService:
         for row in rows:
             try:
                 dev = self._device_of(row)
-                if row.share == SHARE_NVMF:
+                if row.share == Share.NVMF:
                     self.target.expose(Export(row.name, row.uuid, dev, tuple(row.allowed_hosts)))
             except Exception as exc:  # noqa: BLE001 (one bad bdev must not stop the node)
                 log.error("bdev %s could not be brought back: %s", row.name, exc)
 
     # share ---------------------------------------------------------------------------------------
     def share(self, name: str, protocol: int, allowed_hosts: list[str]) -> BdevView:
-        if protocol != SHARE_NVMF:
+        if protocol != Share.NVMF:
             raise InvalidArgument(f"share protocol {protocol}: bdevs are shared over NVMf only")
         hosts = validate.host_nqns(allowed_hosts)
         row = self._row(name)
@@ -224,21 +223,21 @@ class BdevService:
         self.target.expose(Export(row.name, row.uuid, self._device_of(row), tuple(hosts)))
         with self.store.session() as s:
             r = s.get(Row, row.name)
-            r.share, r.allowed_hosts = SHARE_NVMF, hosts
+            r.share, r.allowed_hosts = Share.NVMF, hosts
         return self.view(row.name)
 
     def unshare(self, name: str) -> None:
         row = self._row(name)
         if row is None:
             raise NotFound(f"bdev {name[:200]} not found")
-        if row.share == SHARE_NVMF:
+        if row.share == Share.NVMF:
             try:
                 self.target.withdraw(row.name, row.uuid, self._device_of(row))
             except KernelError as exc:
                 raise FailedPrecondition(f"unshare bdev {row.name}: {exc}") from None
         with self.store.session() as s:
             r = s.get(Row, row.name)
-            r.share, r.allowed_hosts = SHARE_NONE, []
+            r.share, r.allowed_hosts = Share.NONE, []
 
     # views ---------------------------------------------------------------------------------------
     def _row(self, name: str) -> Row | None:
@@ -259,7 +258,7 @@ class BdevService:
             raise NotFound(f"bdev {name[:200]} not found")
         dev = self._device_of(row)
         blk = block.logical_block_size(dev)
-        share = self.target.uri(row.name, row.uuid) if row.share == SHARE_NVMF else f"bdev:///{row.name}"
+        share = self.target.uri(row.name, row.uuid) if row.share == Share.NVMF else f"bdev:///{row.name}"
         return BdevView(
             row.name,
             row.uuid,

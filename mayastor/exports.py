@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from enum import IntEnum
 
 import configfs
 from configfs.errors import CFSError
@@ -38,6 +39,16 @@ log = logging.getLogger(__name__)
 PORT_IDS = range(8420, 8500)  # nvmet port ids this daemon creates; owned by the mayastor family
 MODEL = "Mayastor NVMe controller"
 ANA_GROUPS = range(2, 129)
+
+
+class Share(IntEnum):
+    """A replica's, bdev's or nexus's share protocol (v1 ShareProtocol wire values; rows keep the int)."""
+
+    NONE = 0
+    NVMF = 1
+    ISCSI = 2  # io-engine refuses it too
+
+
 # NvmeAnaState wire value <-> nvmet ana_state
 ANA_WIRE_TO_STATE = {1: "optimized", 2: "non-optimized", 3: "inaccessible", 4: "persistent-loss", 15: "change"}
 ANA_STATE_TO_WIRE = {v: k for k, v in ANA_WIRE_TO_STATE.items()}

@@ -31,7 +31,7 @@ class NodeCollector:
             ("unmap", st.discard_ios, st.discard_sectors, st.discard_ticks_ms),
         ):
             fams[f"{kind}_ops"].add_metric(labels + [op], ios)
-            fams[f"{kind}_bytes"].add_metric(labels + [op], sectors * 512)
+            fams[f"{kind}_bytes"].add_metric(labels + [op], sectors * block.SECTOR)
             fams[f"{kind}_latency"].add_metric(labels + [op], ticks / 1000.0)
 
     def collect(self):

@@ -74,7 +74,7 @@ def _pool(node, row: PoolRow) -> None:
                 s.delete(s.get(PoolRow, row.uuid))
             pools.close_all(opened)
             return
-        with pools._registry:
+        with pools.registry:
             pool = pools.import_locked(row.name, opened, labels)
     except BaseException:
         pools.close_all(opened)

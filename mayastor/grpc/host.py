@@ -151,7 +151,7 @@ class HostRpc(P.host_grpc.HostRpcServicer):
         out = []
         for c in nvme_fabrics.list_controllers():
             ns = self._namespace_of(c)
-            size = int(_read(os.path.join(SYS_BLOCK, ns, "size"), "0")) * 512 if ns else 0
+            size = int(_read(os.path.join(SYS_BLOCK, ns, "size"), "0")) * block.SECTOR if ns else 0
             bs = int(_read(os.path.join(SYS_BLOCK, ns, "queue", "logical_block_size"), "0")) if ns else 0
             out.append(P.host.NvmeController(name=c.name, state=CTRL_STATES.get(c.state, 3), size=size, blk_size=bs))
         return P.host.ListNvmeControllersResponse(controllers=out)
@@ -171,7 +171,7 @@ class HostRpc(P.host_grpc.HostRpcServicer):
                         bytes_read=st.bytes_read,
                         bytes_written=st.bytes_written,
                         num_unmap_ops=st.discard_ios,
-                        bytes_unmapped=st.discard_sectors * 512,
+                        bytes_unmapped=st.discard_sectors * block.SECTOR,
                     )
                 )
         raise NotFound(f"nvme controller {request.name} not found")

@@ -8,6 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from ..errors import NotFound
+from ..exports import Share
 from ..nexus.core import NexusView
 from ..nexus.reservation import Reservation
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
@@ -59,7 +60,7 @@ def nexus_message(v: NexusView) -> P.nexus.Nexus:
         children=children,
         device_uri=v.device_uri,
         rebuilds=v.rebuilds,
-        ana_state=(r.ana_state or 1) if r.published and r.share == 1 else 0,
+        ana_state=(r.ana_state or 1) if r.published and r.share == Share.NVMF else 0,
         allowed_hosts=r.allowed_hosts or [],
     )
 

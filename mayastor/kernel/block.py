@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass
 
 SYS_BLOCK = "/sys/class/block"
+SECTOR = 512  # the kernel's sector: sysfs sizes, I/O counters and dm tables count in it
 
 
 def name_of(path: str) -> str:
@@ -31,7 +32,7 @@ def _read(name: str, attr: str) -> str:
 
 
 def size_bytes(dev: str) -> int:
-    return int(_read(name_of(dev), "size")) * 512
+    return int(_read(name_of(dev), "size")) * SECTOR
 
 
 def logical_block_size(dev: str) -> int:
@@ -96,11 +97,11 @@ class IoStats:
 
     @property
     def bytes_read(self) -> int:
-        return self.read_sectors * 512
+        return self.read_sectors * SECTOR
 
     @property
     def bytes_written(self) -> int:
-        return self.write_sectors * 512
+        return self.write_sectors * SECTOR
 
 
 def io_stats(dev: str) -> IoStats:

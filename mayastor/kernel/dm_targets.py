@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECTOR = 512
-
 
 # linear ---------------------------------------------------------------------------------
 def linear_params(device: str, offset: int = 0) -> str:

@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from .. import validate
 from ..errors import FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
-from ..exports import nqn_for
+from ..exports import Share, nqn_for
 from ..kernel import block
+from ..kernel.block import SECTOR
 from ..kernel.errors import KernelError
 from ..netaddr import host_port
 from ..persistent_store import StoreUnavailable
@@ -35,13 +36,12 @@ from . import state as S
 from .children import ChildContext, ChildDevice, device_for
 from .persist import InfoPublisher
 from .reservation import Reservation
-from .stack import META_BYTES, SECTOR, Leg, NexusStack
+from .stack import META_BYTES, Leg, NexusStack
 from .uri import parse as parse_uri
 
 log = logging.getLogger(__name__)
 
-SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
-BLOCK = 512
+BLOCK = 512  # the nexus's logical block (io-engine's): sizes are multiples of it, rebuilds count in it
 
 
 @dataclass
@@ -471,9 +471,9 @@ class NexusCore:
     def device_uri(self, row: Row) -> str:
         if not row.published:
             return ""
-        if row.share == SHARE_NVMF:
+        if row.share == Share.NVMF:
             return f"nvmf://{host_port(self.target.address, self.replica_port)}/{nqn_for(row.name)}"
-        if row.share == SHARE_NONE:
+        if row.share == Share.NONE:
             st = self.stack(row.uuid)
             return f"file://{st.top_device()}" if st.exists() else ""
         return ""

@@ -10,16 +10,16 @@ from sqlalchemy import func, select
 
 from .. import validate
 from ..errors import AlreadyExists, FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
-from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export
+from ..exports import ANA_GROUPS, ANA_WIRE_TO_STATE, Export, Share
 from ..kernel import block
+from ..kernel.block import SECTOR
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
 from . import state as S
 from .children import device_for
-from .core import NexusCore
-from .stack import SECTOR
+from .core import BLOCK, NexusCore
 from .uri import parse as parse_uri
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class NexusOperations(NexusCore):
                 dst_uri=kid.uri,
                 state="running",
                 partial=False,
-                blocks_total=row.size // 512,
-                block_size=512,
+                blocks_total=row.size // BLOCK,
+                block_size=BLOCK,
                 checkpoint=0,
                 phase="copy",
             )
@@ -257,8 +257,8 @@ class NexusOperations(NexusCore):
                     dst_uri=kid.uri,
                     state="running",
                     partial=partial,
-                    blocks_total=row.size // 512,
-                    block_size=512,
+                    blocks_total=row.size // BLOCK,
+                    block_size=BLOCK,
                     checkpoint=written,
                 )
             )
@@ -345,8 +345,8 @@ class NexusOperations(NexusCore):
             row, kids = self.running(uuid)
             if requested_size == row.size:
                 return self.view(uuid)
-            if requested_size < row.size or requested_size % 512:
-                raise InvalidArgument(f"a nexus can only grow (now {row.size} bytes) by multiples of 512")
+            if requested_size < row.size or requested_size % BLOCK:
+                raise InvalidArgument(f"a nexus can only grow (now {row.size} bytes) by multiples of {BLOCK}")
             if self.rebuilds.of_nexus(uuid):
                 raise FailedPrecondition(f"nexus {uuid} is rebuilding a child; resize it afterwards")
             if requested_size > validate.SIZE_MAX:
@@ -363,23 +363,23 @@ class NexusOperations(NexusCore):
                 raise FailedPrecondition(f"cannot grow nexus: {exc}; grow the replicas first") from None
             except (KernelError, OSError) as exc:
                 raise Internal(f"resize nexus: {exc}") from None
-            if row.published and row.share == 1:
+            if row.published and row.share == Share.NVMF:
                 self.target.revalidate(row.name)
             return self.view(uuid)
 
     # publish --------------------------------------------------------------------------------------
     def publish(self, uuid: str, share: int, allowed_hosts: list[str], key: str = ""):
         uuid = validate.uuid(uuid, "nexus uuid")
-        if share == 2:
+        if share == Share.ISCSI:
             raise InvalidArgument("iSCSI is not supported (NVMf only)")
-        if share not in (0, 1):
+        if share not in (Share.NONE, Share.NVMF):
             raise InvalidArgument(f"unknown share protocol {share}")
         hosts = validate.host_nqns(allowed_hosts)
         with self.lock(uuid):
             row, _kids = self.running(uuid)
             if row.published and row.share != share:
                 raise InvalidArgument(f"nexus {uuid} is already published with another protocol")
-            if share == 1:
+            if share == Share.NVMF:
                 with self.locks.hold("nexus-ana-groups"):  # two publishes never pick one group
                     grpid = row.ana_grpid or self._free_ana_group()
                     with self.store.session() as s:
@@ -436,7 +436,7 @@ class NexusOperations(NexusCore):
         uuid = validate.uuid(uuid, "nexus uuid")
         with self.lock(uuid):
             row, _ = self.running(uuid)
-            if row.share == 1 and row.published:
+            if row.share == Share.NVMF and row.published:
                 self.unpublish_kernel(row)
             with self.store.session() as s:
                 r = s.get(Row, uuid)
@@ -445,7 +445,7 @@ class NexusOperations(NexusCore):
 
     def get_ana_state(self, uuid: str) -> int:
         row, _ = self.load(validate.uuid(uuid, "nexus uuid"))
-        if not (row.published and row.share == 1):
+        if not (row.published and row.share == Share.NVMF):
             raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
         return row.ana_state or 1
 
@@ -455,7 +455,7 @@ class NexusOperations(NexusCore):
             raise InvalidArgument(f"invalid ANA state {ana_state}")
         with self.lock(uuid):
             row, _ = self.running(uuid)
-            if not (row.published and row.share == 1):
+            if not (row.published and row.share == Share.NVMF):
                 raise InvalidArgument(f"nexus {uuid} is not published over NVMf")
             self.target.set_ana_state([self.nexus_port, self.replica_port], row.ana_grpid, ana_state)
             with self.store.session() as s:

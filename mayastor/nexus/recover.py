@@ -15,6 +15,7 @@ import os
 from sqlalchemy import select
 
 from ..errors import MayastorError
+from ..exports import Share
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
@@ -81,7 +82,7 @@ def _one(svc, uuid: str) -> None:
             faulted = True
     row, kids = svc.load_any(uuid)
     svc.apply(row, kids)
-    if row.published and row.share == 1:
+    if row.published and row.share == Share.NVMF:
         svc.publish_kernel(row)
     with svc.store.session() as s:
         s.get(Row, uuid).clean_shutdown = False

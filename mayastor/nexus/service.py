@@ -12,6 +12,8 @@ from configfs.subsystem import CNTLID_MAX
 
 from .. import validate
 from ..errors import AlreadyExists, Internal, InvalidArgument, NotFound
+from ..exports import Share
+from ..kernel.block import SECTOR
 from ..kernel.errors import KernelError
 from ..rebuild.full import release_era_meta
 from ..store import Nexus as Row
@@ -20,10 +22,10 @@ from ..store import RebuildJob
 from ..store import Replica as ReplicaRow
 from . import state as S
 from .children import device_for
-from .core import BLOCK, SHARE_NVMF, NexusView
+from .core import BLOCK, NexusView
 from .operations import NexusOperations
 from .reservation import Reservation
-from .stack import SECTOR, region_sectors_for
+from .stack import region_sectors_for
 from .uri import ChildUri
 from .uri import parse as parse_uri
 
@@ -159,7 +161,7 @@ class NexusService(NexusOperations):
     def teardown(self, row: Row, kids: list[ChildRow]) -> None:
         if self.stack(row.uuid).fail_held_io():  # first: nvmet's namespace disable waits for held I/O
             log.info("nexus %s: the I/O it held is failed, not written", row.name)
-        if row.share == SHARE_NVMF or row.ana_grpid:
+        if row.share == Share.NVMF or row.ana_grpid:
             self.unpublish_kernel(row)
         st = self.stack(row.uuid)
         era_meta = st.era_meta_devnum()

@@ -28,11 +28,11 @@ import time
 from dataclasses import dataclass
 
 from ..kernel import block, dm, loop
+from ..kernel.block import SECTOR
 from ..kernel.dm import ensure, remove
 from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
 from ..pool.thinpool import Tags
 
-SECTOR = 512
 META_SECTORS = 8192  # 4 MiB reserved at the start of every child (architecture.md)
 META_BYTES = META_SECTORS * SECTOR
 RAID_MAGIC = (0x64526D44).to_bytes(4, "little")  # dm_raid_superblock.magic ("DmRd")

@@ -178,7 +178,7 @@ class NexusWatcher:
                 j = s.get(RebuildJob, job.id)
                 j.state, j.ended_at = "completed", now()
                 j.blocks_recovered = j.blocks_total
-                j.blocks_transferred = max(written - j.checkpoint, 0) * 512 // j.block_size
+                j.blocks_transferred = max(written - j.checkpoint, 0) * block.SECTOR // j.block_size
             svc.set_child(kid.id, "online", S.R_NONE, healthy=True)
             log.info(
                 "nexus %s: child %s in sync again (%s rebuild, %d blocks written)",

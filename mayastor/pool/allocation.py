@@ -10,8 +10,8 @@ import threading
 import xml.etree.ElementTree as ET
 
 from ..kernel import dm
+from ..kernel.block import SECTOR
 
-SECTOR = 512
 _SNAP_LOCK = threading.Lock()  # one metadata snapshot per pool at a time; one lock keeps it simple
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
+from ..kernel.block import SECTOR
 from ..kernel.dm import DmError, remove
 from ..kernel.errors import KernelError
 from . import allocation
@@ -103,7 +104,7 @@ class LabelPool(PoolBackend):
 
     def mapped_bytes(self, vol) -> int:
         st = self.thin.thin_status(self.volume_dm_name(vol))
-        return st.mapped_sectors * 512 if st else 0
+        return st.mapped_sectors * SECTOR if st else 0
 
     def mapped_extents(self, vol, size: int) -> list[tuple[int, int]]:
         ctl = self.thin.ctl

@@ -210,7 +210,7 @@ class LvmPool(PoolBackend):
         if name is None:
             return None
         block_sectors = int(self.ctl.table(name)[0].params.split()[2])
-        return ThinPoolStatus.parse(self.ctl.status(name)[0].params), block_sectors * 512
+        return ThinPoolStatus.parse(self.ctl.status(name)[0].params), block_sectors * block.SECTOR
 
     def used(self) -> int:
         vg = self.vg()
@@ -362,7 +362,7 @@ class LvmPool(PoolBackend):
         if not self.ctl.exists(name):
             return 0
         st = ThinStatus.parse(self.ctl.status(name)[0].params)
-        return st.mapped_sectors * 512
+        return st.mapped_sectors * block.SECTOR
 
     def mapped_extents(self, vol, size: int) -> list[tuple[int, int]]:
         lv = self._lv_row(vol.uuid)

@@ -44,7 +44,7 @@ class PoolService:
     def __init__(self, store: Store, ctl: DeviceMapper, tags: Tags, locks: KeyedLocks, paths: PathPolicy):
         self.store, self.ctl, self.tags, self.locks, self.paths = store, ctl, tags, locks, paths
         self.live: dict[str, LivePool] = {}
-        self._registry = threading.Lock()  # guards the set of pools (create/import/export/destroy)
+        self.registry = threading.Lock()  # guards the set of pools (create/import/export/destroy)
         self.loop_tag = f"mayastor:{tags.node}"
         self.lvm_enabled = False  # --enable-lvm; recorded LVM pools come back without it all the same
 
@@ -96,7 +96,7 @@ class PoolService:
         if md_ratio is not None and not 0 < md_ratio <= 100:
             raise InvalidArgument("md_resv_ratio must be positive")
         parsed = self._parse_disks(disks)
-        with self._registry:
+        with self.registry:
             existing = next((p for p in self.live.values() if p.name == name), None)
             if existing is not None:
                 if sorted(parse(u).key for u in existing.disks) == sorted(d.key for d in parsed):
@@ -224,7 +224,7 @@ class PoolService:
         if pooltype != POOL_TYPE_LVS:
             raise InvalidArgument(f"unknown pool type {pooltype} (Lvs = 0, Lvm = 1)")
         parsed = self._parse_disks(disks)
-        with self._registry:
+        with self.registry:
             for p in self.live.values():
                 if p.name == name or p.uuid == uuid:
                     raise AlreadyExists(f"pool {p.name} ({p.uuid}) is already imported")
@@ -314,7 +314,7 @@ class PoolService:
         if any(d.is_ram for d in parsed):
             raise InvalidArgument("an LVM pool is made of block devices, not RAM disks")
         devices = [d.path for d in parsed]
-        with self._registry:
+        with self.registry:
             existing = next((p for p in self.live.values() if p.name == name), None)
             if existing is not None:
                 if existing.pooltype == POOL_TYPE_LVM and create:
@@ -364,7 +364,7 @@ class PoolService:
             raise NotFound(f"volume group {row.name} ({row.uuid}) is not there")
         pool = lvm_pool.LvmPool.of(vg, self.ctl)
         pool.activate_thin_pool()
-        with self._registry:
+        with self.registry:
             self.live[pool.uuid] = pool
         return pool
 
@@ -395,7 +395,7 @@ class PoolService:
 
     # export / destroy ---------------------------------------------------------------------------
     def export(self, name_or_uuid: str, replicas) -> None:
-        with self._registry:
+        with self.registry:
             pool = self.find(name_or_uuid)
             with self.locks.exclusive(pool.uuid):
                 try:
@@ -417,7 +417,7 @@ class PoolService:
         log.info("pool %s exported", pool.name)
 
     def destroy(self, name_or_uuid: str, replicas) -> None:
-        with self._registry:
+        with self.registry:
             pool = self.find(name_or_uuid)
             with self.locks.exclusive(pool.uuid):
                 with self.store.session() as s:

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 
 from ..kernel import dm
+from ..kernel.block import SECTOR
 from ..kernel.dm_targets import ThinPoolStatus, ThinStatus, linear_params, thin_params, thin_pool_params
 from .label import PoolLabel, linear_segments
 
-SECTOR = 512
 # Thin I/O past the end of the data space errors at once instead of queueing for 60 s.
 POOL_FEATURES = ("error_if_no_space",)
 

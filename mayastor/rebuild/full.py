@@ -162,7 +162,7 @@ class FullRebuild:
                 raise RebuildFailed(f"child {self.dst_uri} is no longer in the nexus")
             src = self._source(kids, dst)
             st = svc.stack(self.uuid)
-            sectors = row.size // 512
+            sectors = row.size // block.SECTOR
             svc.open_leg(st, dst, row)  # opens the child and its leg devices
             src_data = st.leg_device(src.id, "data")
             dst_data = st.leg_device(dst.id, "data")
@@ -256,7 +256,7 @@ class FullRebuild:
     def _written(self, st, meta: str, since: int, size: int) -> list[tuple[int, int]]:
         from ..nexus.stack import ERA_BLOCK_SECTORS
 
-        block_bytes = ERA_BLOCK_SECTORS * 512
+        block_bytes = ERA_BLOCK_SECTORS * block.SECTOR
         runs = era.written_since(self.svc.ctl, st.era_name, meta, since)
         out = [(b * block_bytes, n * block_bytes) for b, n in runs]
         return [(s, min(n, size - s)) for s, n in out if s < size]
@@ -293,7 +293,7 @@ class FullRebuild:
             dst = still
             if self._md_busy(row, kids, dst):
                 raise RebuildFailed("md started resyncing another child during the final step; retry")
-            sectors = row.size // 512
+            sectors = row.size // block.SECTOR
             ctl = svc.ctl
             ctl.suspend(st.top_name)  # waits for I/O in flight; new I/O is held, not failed
             try:
@@ -355,7 +355,7 @@ class FullRebuild:
                 if not self.svc.ctl.exists(st.era_name) or self.svc.rebuilds.others(self):
                     return
                 row, _ = self.svc.load(self.uuid)
-                st.point_top_at_raid(row.size // 512)
+                st.point_top_at_raid(row.size // block.SECTOR)
                 self._drop_era(st)
         except Exception as exc:  # noqa: BLE001
             log.warning("nexus %s: could not take the era layer out: %s", self.uuid, exc)

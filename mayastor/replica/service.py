@@ -32,7 +32,7 @@ from ..errors import (
     ReplicaNotFound,
     ResourceExhausted,
 )
-from ..exports import Export, NvmfTarget
+from ..exports import Export, NvmfTarget, Share
 from ..kernel import block
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
@@ -43,7 +43,6 @@ from ..store.db import Store, required
 
 log = logging.getLogger(__name__)
 
-SHARE_NONE, SHARE_NVMF, SHARE_ISCSI = 0, 1, 2
 MAX_THIN_ID = (1 << 24) - 1
 
 
@@ -73,9 +72,9 @@ def _kernel(what: str, exc: KernelError) -> Internal:
 
 
 def _check_share(share: int) -> int:
-    if share == SHARE_ISCSI:
+    if share == Share.ISCSI:
         raise InvalidArgument("iSCSI shares are not supported (NVMf only)")
-    if share not in (SHARE_NONE, SHARE_NVMF):
+    if share not in (Share.NONE, Share.NVMF):
         raise InvalidArgument(f"unknown share protocol {share}")
     return share
 
@@ -220,7 +219,7 @@ class ReplicaService:
             snap_bytes += self._mapped_bytes(pool, sr)
         allocated = row.size if not row.thin and row.kind != "snapshot" else mapped
         usage = Usage(row.size, allocated, c, row.size // c, -(-allocated // c), snap_bytes, -(-snap_bytes // c))
-        if row.share == SHARE_NVMF:
+        if row.share == Share.NVMF:
             uri = self.target.uri(row.name, row.uuid)
         else:
             uri = f"bdev:///{row.name}?uuid={row.uuid}"
@@ -253,7 +252,7 @@ class ReplicaService:
         pool_id: str,
         size: int,
         thin: bool,
-        share: int = SHARE_NONE,
+        share: int = Share.NONE,
         allowed_hosts: Sequence[str] = (),
         entity_id: str | None = None,
     ) -> ReplicaView:
@@ -329,7 +328,7 @@ class ReplicaService:
         with self._undone_on_failure(pool, row):
             self._activate(pool, row)
             crashpoint.hit(f"{kind}.create.device")
-            if share == SHARE_NVMF:
+            if share == Share.NVMF:
                 self._expose(row, hosts)
                 crashpoint.hit(f"{kind}.create.shared")
             row = self._update(uuid, lifecycle="ready")
@@ -449,14 +448,14 @@ class ReplicaService:
         uuid = validate.uuid(uuid, "replica uuid")
         _check_share(share)
         hosts = validate.host_nqns(allowed_hosts)
-        if share == SHARE_NONE:
+        if share == Share.NONE:
             return self.unshare(uuid)
         row = self._row(uuid)
         pool = self.pools.live[row.pool_uuid]
         with self.locks.shared(pool.uuid), self._one(uuid):
             row = self._row(uuid)
             try:
-                if row.share == SHARE_NVMF and self.target.is_shared(row.name):
+                if row.share == Share.NVMF and self.target.is_shared(row.name):
                     self.target.owner_check(row.name, row.uuid, self.device(row))
                     self.target.set_allowed_hosts(row.name, hosts)  # same protocol: only the hosts change
                 else:
@@ -464,7 +463,7 @@ class ReplicaService:
             except KernelError as exc:
                 raise _kernel(f"share replica {row.name}", exc) from None
             crashpoint.hit("replica.share.kernel")
-            row = self._update(uuid, share=SHARE_NVMF, allowed_hosts=hosts)
+            row = self._update(uuid, share=Share.NVMF, allowed_hosts=hosts)
             self.pools.write_catalog(pool)
             view = self.view(row)
         self._share_changed(row.name, True)  # outside the replica's locks: nexus locks come first
@@ -489,7 +488,7 @@ class ReplicaService:
             self._withdraw(row)
         except KernelError as exc:
             raise _kernel(f"unshare replica {row.name}", exc) from None
-        row = self._update(row.uuid, share=SHARE_NONE, allowed_hosts=[])
+        row = self._update(row.uuid, share=Share.NONE, allowed_hosts=[])
         self.pools.write_catalog(pool)
         return self.view(row)
 
@@ -510,7 +509,7 @@ class ReplicaService:
                 row = self._update(uuid, size=size)
             try:
                 pool.resize_volume(row)
-                if row.share == SHARE_NVMF:
+                if row.share == Share.NVMF:
                     self.target.revalidate(row.name)
             except KernelError as exc:
                 raise _kernel(f"resize replica {row.name}", exc) from None
@@ -552,7 +551,7 @@ class ReplicaService:
                     snapshot_uuid,
                     src.size,
                     True,
-                    SHARE_NONE,
+                    Share.NONE,
                     [],
                     entity_id or src.entity_id,
                     "snapshot",
@@ -609,7 +608,7 @@ class ReplicaService:
             with self._allocating(pool):
                 self._refuse_taken(clone_name, clone_uuid)
                 row = self._allocate(
-                    pool, clone_name, clone_uuid, snap.size, True, SHARE_NONE, [], snap.entity_id, "clone", snap
+                    pool, clone_name, clone_uuid, snap.size, True, Share.NONE, [], snap.entity_id, "clone", snap
                 )
             return self._finish_create(pool, row, [])
 
@@ -643,7 +642,7 @@ class ReplicaService:
                 self.finish_destroy(pool, row)
         for row in self.rows_of(pool):
             self._activate(pool, row)
-            if row.share == SHARE_NVMF:
+            if row.share == Share.NVMF:
                 try:
                     self._expose(row, row.allowed_hosts or [])
                 except AlreadyExists as exc:
