@@ -14,11 +14,19 @@ from ..nexus.reservation import Reservation
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
 from ..store import Nexus as NexusRow
 from ..store import RebuildJob
+from ..store.models import RebuildState
 from ..validate import uuid as check_uuid
 from . import protos as P
 from .status import opt, rpc
 
-JOB_WIRE = {"init": 0, "running": 1, "stopped": 2, "paused": 3, "failed": 4, "completed": 5}
+JOB_WIRE: dict[str, int] = {  # rows keep the state as a string
+    RebuildState.INIT: 0,
+    RebuildState.RUNNING: 1,
+    RebuildState.STOPPED: 2,
+    RebuildState.PAUSED: 3,
+    RebuildState.FAILED: 4,
+    RebuildState.COMPLETED: 5,
+}
 
 
 def _ts(dt) -> Timestamp:
@@ -191,7 +199,7 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
                 .where(
                     RebuildJob.nexus_uuid == check_uuid(nexus_uuid),
                     RebuildJob.dst_uri == uri,
-                    RebuildJob.state.in_(("init", "running", "paused")),
+                    RebuildJob.state.in_((RebuildState.INIT, RebuildState.RUNNING, RebuildState.PAUSED)),
                 )
                 .order_by(RebuildJob.id.desc())
             )

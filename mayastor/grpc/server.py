@@ -16,7 +16,7 @@ from .pool import PoolRpc
 from .replica import ReplicaRpc
 from .snapshot import SnapshotRpc
 from .stats import StatsRpc
-from .test import TestRpc
+from .testrpc import TestRpc
 
 log = logging.getLogger("mayastor.grpc")
 

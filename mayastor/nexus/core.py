@@ -30,6 +30,7 @@ from ..rebuild.full import RebuildManager
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
+from ..store.models import RebuildState
 from ..store.models import utcnow as now
 from . import fence, reservation
 from . import state as S
@@ -454,7 +455,9 @@ class NexusCore:
             raise NotFound(f"nexus {uuid} not found")
         with self.store.session() as s:
             jobs = list(
-                s.scalars(select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running"))
+                s.scalars(
+                    select(RebuildJob).where(RebuildJob.nexus_uuid == uuid, RebuildJob.state == RebuildState.RUNNING)
+                )
             )
         progress: dict[str, int] = {}
         if jobs:

@@ -17,6 +17,7 @@ from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
+from ..store.models import RebuildState
 from . import state as S
 from .children import device_for
 from .core import BLOCK, NexusCore
@@ -99,15 +100,15 @@ class NexusOperations(NexusCore):
                 select(RebuildJob).where(
                     RebuildJob.nexus_uuid == row.uuid,
                     RebuildJob.dst_uri == kid.uri,
-                    RebuildJob.state.in_(("running", "paused")),
+                    RebuildJob.state.in_((RebuildState.RUNNING, RebuildState.PAUSED)),
                 )
             ):
-                j.state = "stopped"
+                j.state = RebuildState.STOPPED
             job = RebuildJob(
                 nexus_uuid=row.uuid,
                 src_uri=src,
                 dst_uri=kid.uri,
-                state="running",
+                state=RebuildState.RUNNING,
                 partial=False,
                 blocks_total=row.size // BLOCK,
                 block_size=BLOCK,
@@ -157,7 +158,7 @@ class NexusOperations(NexusCore):
             except (KernelError, OSError) as exc:
                 raise Internal(f"remove child {uri}: {exc}") from None
             self.close_child(uuid, kid)
-            self.end_jobs(uuid, kid.uri, "stopped")
+            self.end_jobs(uuid, kid.uri, RebuildState.STOPPED)
             self.refresh_state(uuid)
             return self.view(uuid)
 
@@ -195,7 +196,7 @@ class NexusOperations(NexusCore):
                 self.apply(row, kids)  # its slot becomes '- -'
             except (KernelError, OSError) as exc:
                 raise Internal(f"take child {uri} out: {exc}") from None
-            self.end_jobs(uuid, kid.uri, "stopped")
+            self.end_jobs(uuid, kid.uri, RebuildState.STOPPED)
             self.refresh_state(uuid)
             return self.view(uuid)
 
@@ -246,16 +247,18 @@ class NexusOperations(NexusCore):
         with self.store.session() as s:
             for j in s.scalars(
                 select(RebuildJob).where(
-                    RebuildJob.nexus_uuid == row.uuid, RebuildJob.dst_uri == kid.uri, RebuildJob.state == "running"
+                    RebuildJob.nexus_uuid == row.uuid,
+                    RebuildJob.dst_uri == kid.uri,
+                    RebuildJob.state == RebuildState.RUNNING,
                 )
             ):
-                j.state = "stopped"
+                j.state = RebuildState.STOPPED
             s.add(
                 RebuildJob(
                     nexus_uuid=row.uuid,
                     src_uri=src,
                     dst_uri=kid.uri,
-                    state="running",
+                    state=RebuildState.RUNNING,
                     partial=partial,
                     blocks_total=row.size // BLOCK,
                     block_size=BLOCK,
@@ -269,7 +272,7 @@ class NexusOperations(NexusCore):
         with self.store.session() as s:
             for j in s.scalars(
                 select(RebuildJob).where(
-                    RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri, RebuildJob.state == "running"
+                    RebuildJob.nexus_uuid == uuid, RebuildJob.dst_uri == uri, RebuildJob.state == RebuildState.RUNNING
                 )
             ):
                 j.state, j.ended_at = state, now()

@@ -23,6 +23,7 @@ from ..kernel.dm import DeviceMapper
 from ..kernel.errors import KernelError
 from ..store import Nexus as Row
 from ..store import RebuildJob
+from ..store.models import RebuildState
 from . import state as S
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class NexusWatcher:
             resyncing = set(
                 s.scalars(
                     select(RebuildJob.dst_uri).where(
-                        RebuildJob.nexus_uuid == uuid, RebuildJob.state == "running", RebuildJob.phase == ""
+                        RebuildJob.nexus_uuid == uuid, RebuildJob.state == RebuildState.RUNNING, RebuildJob.phase == ""
                     )
                 )
             )
@@ -130,7 +131,7 @@ class NexusWatcher:
                 reason = svc.fault_reason(kid)
                 why = "out of space" if reason == S.R_NO_SPACE else "I/O error"
                 log.warning("nexus %s: child %s failed (%s); nexus continues on the others", row.name, kid.uri, why)
-                svc.end_jobs(uuid, kid.uri, "failed")
+                svc.end_jobs(uuid, kid.uri, RebuildState.FAILED)
             svc.set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False, fault=faulted)
             changed = True
         if st.exists() and st.top_path_failed():
@@ -162,7 +163,9 @@ class NexusWatcher:
             jobs = list(
                 s.scalars(
                     select(RebuildJob).where(
-                        RebuildJob.nexus_uuid == row.uuid, RebuildJob.state == "running", RebuildJob.phase == ""
+                        RebuildJob.nexus_uuid == row.uuid,
+                        RebuildJob.state == RebuildState.RUNNING,
+                        RebuildJob.phase == "",
                     )
                 )
             )  # md's, not the copier's
@@ -176,7 +179,7 @@ class NexusWatcher:
             written = block.io_stats(data).write_sectors if data else job.checkpoint
             with svc.store.session() as s:
                 j = s.get(RebuildJob, job.id)
-                j.state, j.ended_at = "completed", now()
+                j.state, j.ended_at = RebuildState.COMPLETED, now()
                 j.blocks_recovered = j.blocks_total
                 j.blocks_transferred = max(written - j.checkpoint, 0) * block.SECTOR // j.block_size
             svc.set_child(kid.id, "online", S.R_NONE, healthy=True)

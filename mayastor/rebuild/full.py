@@ -27,6 +27,7 @@ from ..kernel.errors import KernelError
 from ..nexus.uri import parse as parse_uri
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
+from ..store.models import RebuildState
 from .copier import CopyJob, Progress, Stopped
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,14 @@ class FullRebuild:
             self._resume.clear()
             if self._copy:
                 self._copy.pause()
-        self._set_job(state="paused")
+        self._set_job(state=RebuildState.PAUSED)
 
     def resume(self) -> None:
         with self._lock:
             self._resume.set()
             if self._copy:
                 self._copy.resume()
-        self._set_job(state="running")
+        self._set_job(state=RebuildState.RUNNING)
 
     def stop(self, wait: float = 30.0) -> None:
         with self._lock:
@@ -125,11 +126,11 @@ class FullRebuild:
                 )
                 return
             log.info("nexus %s: rebuild of %s stopped", self.uuid, self.dst_uri)
-            self._set_job(state="stopped", ended_at=now())
+            self._set_job(state=RebuildState.STOPPED, ended_at=now())
             self._drop_era_if_idle()
         except Exception as exc:  # noqa: BLE001 - every failure ends the job and is recorded
             log.error("nexus %s: rebuild of %s failed: %s", self.uuid, self.dst_uri, exc)
-            self._set_job(state="failed", ended_at=now(), error=str(exc)[:1000])
+            self._set_job(state=RebuildState.FAILED, ended_at=now(), error=str(exc)[:1000])
             self.svc.rebuild_failed(self.uuid, self.dst_uri)
             self._drop_era_if_idle()
         finally:
@@ -315,7 +316,9 @@ class FullRebuild:
             from ..store.models import utcnow as now
 
             # the job ends before the child turns online: whoever sees it online finds the history
-            self._set_job(state="completed", ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512)
+            self._set_job(
+                state=RebuildState.COMPLETED, ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512
+            )
             svc.set_child(dst.id, "online", S.R_NONE, healthy=True)
             self._drop_era(st)
             svc.refresh_state(self.uuid)
@@ -438,10 +441,14 @@ class RebuildManager:
         """At start: carry on with the full rebuilds that were running or paused."""
         with self.svc.store.session() as s:
             jobs = list(
-                s.scalars(select(RebuildJob).where(RebuildJob.phase != "", RebuildJob.state.in_(("running", "paused"))))
+                s.scalars(
+                    select(RebuildJob).where(
+                        RebuildJob.phase != "", RebuildJob.state.in_((RebuildState.RUNNING, RebuildState.PAUSED))
+                    )
+                )
             )
         for j in jobs:
             log.info(
                 "nexus %s: resuming the rebuild of %s from byte %d (%s)", j.nexus_uuid, j.dst_uri, j.checkpoint, j.phase
             )
-            self.start(j.nexus_uuid, j.id, j.dst_uri, paused=j.state == "paused")
+            self.start(j.nexus_uuid, j.id, j.dst_uri, paused=j.state == RebuildState.PAUSED)

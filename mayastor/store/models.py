@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -91,7 +92,20 @@ class Replica(Base):
 # Nexus state (one explicit machine, persisted on every transition; see docs/architecture notes).
 NEXUS_STATES = ("init", "online", "degraded", "faulted", "shutting_down", "shutdown")
 CHILD_STATES = ("unknown", "online", "degraded", "faulted")
-REBUILD_STATES = ("init", "running", "stopped", "paused", "failed", "completed")
+
+
+class RebuildState(StrEnum):
+    """A rebuild job's state (rows keep the string; grpc/nexus.py maps it to the wire)."""
+
+    INIT = "init"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+REBUILD_STATES = tuple(RebuildState)
 
 
 class Nexus(Base):
@@ -160,7 +174,7 @@ class RebuildJob(Base):
     nexus_uuid: Mapped[str] = mapped_column(String(36), index=True)
     src_uri: Mapped[str] = mapped_column(String(1024))
     dst_uri: Mapped[str] = mapped_column(String(1024))
-    state: Mapped[str] = mapped_column(String(16), default="init")  # REBUILD_STATES
+    state: Mapped[str] = mapped_column(String(16), default=RebuildState.INIT)  # REBUILD_STATES
     partial: Mapped[bool] = mapped_column(Boolean, default=False)
     blocks_total: Mapped[int] = mapped_column(BigInteger, default=0)
     blocks_recovered: Mapped[int] = mapped_column(BigInteger, default=0)
