@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -278,6 +279,25 @@ class NvmfTarget:
                 port.delete()
 
     # queries ------------------------------------------------------------------------------------
+    def remove_subsystems_if(self, unwanted: Callable[[list[str]], bool]) -> list[str]:
+        """Delete the subsystems of our NQN family whose namespaces' devices ``unwanted`` rejects
+        (reconcile's orphans); their NQNs."""
+        gone = []
+        with self._lock:
+            for sub in self.root.subsystems:
+                if not sub.nqn.startswith(NQN_PREFIX):
+                    continue
+                devices = []
+                for ns in sub.namespaces:
+                    try:
+                        devices.append(ns.device_path)
+                    except CFSError:
+                        pass
+                if unwanted(devices):
+                    sub.delete()
+                    gone.append(sub.nqn)
+        return gone
+
     def is_shared(self, name: str) -> bool:
         return os.path.isdir(os.path.join(self.root.path, "subsystems", nqn_for(name)))
 
@@ -297,6 +317,13 @@ class NvmfTarget:
 
     def revalidate(self, name: str) -> None:
         configfs.Subsystem(nqn_for(name), "lookup").namespace(1, "lookup").revalidate_size()
+
+    def gc_ports(self) -> None:
+        """Ports of our id range that export nothing any more are removed."""
+        with self._lock:
+            for port in self.root.ports:
+                if port.portid in PORT_IDS and not port.subsystems:
+                    port.delete()
 
     def gc_hosts(self) -> None:
         """Host entries nobody links to any more are removed (they grant nothing by themselves)."""

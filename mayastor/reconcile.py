@@ -14,11 +14,7 @@ import logging
 
 from sqlalchemy import select
 
-import configfs
-from configfs.errors import CFSError
-
 from .errors import MayastorError
-from .exports import PORT_IDS
 from .kernel import block, loop
 from .kernel.dm import DmError, remove
 from .kernel.errors import KernelError
@@ -29,7 +25,6 @@ from .pool.lvm_tools import LvmError
 from .store import Nexus as NexusRow
 from .store import Pool as PoolRow
 from .store import Replica as ReplicaRow
-from .validate import NQN_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +94,13 @@ def remove_orphans(node) -> None:
     ours = [d for d in ctl.list_devices() if tags.parse(d.name)]
     # subsystems first: they hold the devices open
     our_minors = {d.minor: d.name for d in ours}
-    root = configfs.Root()
-    for sub in root.subsystems:
-        if not sub.nqn.startswith(NQN_PREFIX):
-            continue
-        devices = []
-        for ns in sub.namespaces:
-            try:
-                devices.append(ns.device_path)
-            except CFSError:
-                pass
+
+    def orphan(devices: list[str]) -> bool:  # it exports our dm devices, none of them known
         mine = [p for p in devices if p.startswith("/dev/dm-") and int(p[8:]) in our_minors]
-        expected = [p for p in mine if our_minors[int(p[8:])] in known_thin | known_top]
-        if mine and not expected:
-            log.info("removing orphan share %s", sub.nqn)
-            sub.delete()
+        return bool(mine) and not any(our_minors[int(p[8:])] in known_thin | known_top for p in mine)
+
+    for nqn in node.target.remove_subsystems_if(orphan):
+        log.info("removed orphan share %s", nqn)
 
     def order(d) -> int:  # nexus top, era, raid, legs; thin devices, thin-pools, the linear areas under them
         kind, _, part = tags.parse(d.name)
@@ -150,9 +137,7 @@ def remove_orphans(node) -> None:
             continue
         if where is not None:
             _delete_orphan_thin(node, *where)
-    for port in root.ports:
-        if port.portid in PORT_IDS and not port.subsystems:
-            port.delete()
+    node.target.gc_ports()
     node.target.gc_hosts()
     kept = node.bdevs.loop_files()  # a bdev's loop has no holder, nvmet opens it directly
     for dev in loop.list_attached():
