@@ -25,11 +25,11 @@ from .exports import Export, NvmfTarget, Share
 from .kernel import block, dm
 from .kernel.dm import ensure, remove
 from .kernel.errors import KernelError
+from .naming import Tags
 from .nexus.children import ChildContext, device_for
 from .nexus.uri import ChildUri
 from .nexus.uri import parse as parse_uri
 from .pool.label_pool import LabelPool
-from .pool.thinpool import Tags
 from .store import Bdev as Row
 from .store import Nexus as NexusRow
 from .store import NexusChild as ChildRow

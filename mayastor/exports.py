@@ -19,7 +19,6 @@ list means any host may connect.
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
@@ -32,6 +31,7 @@ import configfs
 from configfs.errors import CFSError
 
 from .errors import AlreadyExists
+from .naming import nqn_for, serial_for
 from .netaddr import host_port
 from .validate import NQN_PREFIX
 
@@ -53,14 +53,6 @@ class Share(IntEnum):
 # NvmeAnaState wire value <-> nvmet ana_state
 ANA_WIRE_TO_STATE = {1: "optimized", 2: "non-optimized", 3: "inaccessible", 4: "persistent-loss", 15: "change"}
 ANA_STATE_TO_WIRE = {v: k for k, v in ANA_WIRE_TO_STATE.items()}
-
-
-def nqn_for(name: str) -> str:
-    return NQN_PREFIX + name
-
-
-def serial_for(uuid: str) -> str:
-    return "DCS" + hashlib.sha256(uuid.encode()).hexdigest()[:17].upper()
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from .exports import NvmfTarget
 from .health.service import HealthService
 from .kernel.dm import DeviceMapper
 from .locks import KeyedLocks
+from .naming import Tags
 from .nexus.service import NexusService
 from .nexus.watcher import NexusWatcher
 from .paths import PathPolicy
 from .pool.service import PoolService
-from .pool.thinpool import Tags
 from .replica.service import ReplicaService
 from .store.db import Store
 

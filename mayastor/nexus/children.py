@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 
 from .. import ramdisk
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
-from ..exports import nqn_for
 from ..host_identity import host_identity
 from ..kernel import block, loop, nvme_fabrics
 from ..kernel.errors import KernelError
+from ..naming import Tags, nqn_for
 from ..paths import PathPolicy
-from ..pool.thinpool import Tags
 from . import fence
 from .reservation import Reservation
 from .stack import META_BYTES

@@ -20,10 +20,11 @@ from sqlalchemy import select
 
 from .. import validate
 from ..errors import FailedPrecondition, Internal, InvalidArgument, MayastorError, NotFound
-from ..exports import Share, nqn_for
+from ..exports import Share
 from ..kernel import block
 from ..kernel.block import SECTOR
 from ..kernel.errors import KernelError
+from ..naming import nqn_for
 from ..netaddr import host_port
 from ..persistent_store import StoreUnavailable
 from ..rebuild.full import RebuildManager
@@ -315,6 +316,38 @@ class NexusCore:
                 for k in members:
                     s.get(ChildRow, k.id).metadata_epoch = k.metadata_epoch
             raise
+
+    # the nexus side of a full rebuild (rebuild/full.py) -------------------------------------------
+    @property
+    def loop_tag(self) -> str:
+        return self.ctx.loop_tag
+
+    def is_local(self, kid: ChildRow) -> bool:
+        """A replica of this node's (bdev:///), read without the network."""
+        return parse_uri(kid.uri).scheme == "bdev"
+
+    def mapped_extents(self, kid: ChildRow) -> list[tuple[int, int]] | None:
+        """The byte extents a local replica child's thin device maps; None for any other child."""
+        p = parse_uri(kid.uri)
+        if p.scheme != "bdev":
+            return None
+        replica = self.ctx.replicas.by_name(p.path)
+        return self.ctx.replicas.mapped_extents(replica) if replica is not None else None
+
+    def resyncing_besides(self, row: Row, kids: list[ChildRow], dst: ChildRow) -> bool:
+        """Is md resyncing a child other than ``dst`` (a partial rebuild)?"""
+        return any(
+            k.id != dst.id
+            and k.position >= 0
+            and k.state == "degraded"
+            and k.reason == S.R_OUT_OF_SYNC
+            and not self.needs_copy(row, k)
+            for k in kids
+        )
+
+    def mark_rebuilt(self, kid_id: int) -> None:
+        """A full rebuild brought the child level: online and healthy again."""
+        self.set_child(kid_id, "online", S.R_NONE, healthy=True)
 
     def rebuild_failed(self, uuid: str, uri: str) -> None:
         """A full rebuild ended in an error: its target is faulted (Mayastor: RebuildFailed)."""

@@ -31,7 +31,7 @@ from ..kernel import block, dm, loop
 from ..kernel.block import SECTOR
 from ..kernel.dm import ensure, remove
 from ..kernel.dm_targets import Raid1Table, RaidStatus, era_params
-from ..pool.thinpool import Tags
+from ..naming import Tags
 
 META_SECTORS = 8192  # 4 MiB reserved at the start of every child (architecture.md)
 META_BYTES = META_SECTORS * SECTOR
@@ -76,6 +76,8 @@ def release_meta_file(path: str) -> None:
 
 
 class NexusStack:
+    era_block_bytes = ERA_BLOCK_SECTORS * SECTOR  # dm-era's tracking unit (the rebuild re-copies by it)
+
     def __init__(self, ctl: dm.DeviceMapper, tags: Tags, uuid: str, meta_dir: str | None = None, loop_tag: str = ""):
         self.ctl, self.tags, self.uuid = ctl, tags, uuid
         self.meta_dir, self.loop_tag = meta_dir, loop_tag

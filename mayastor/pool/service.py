@@ -19,6 +19,7 @@ from ..kernel import loop
 from ..kernel.dm import DeviceMapper
 from ..kernel.errors import KernelError
 from ..locks import KeyedLocks
+from ..naming import Tags
 from ..paths import PathPolicy
 from ..store import Pool as PoolRow
 from ..store import Replica as ReplicaRow
@@ -29,7 +30,7 @@ from .backend import POOL_TYPE_LVM, POOL_TYPE_LVS
 from .disk import DiskUri, OpenDisk, open_disk, parse
 from .label import LabelError, PoolLabel, mappable_bytes, plan, read_label, wipe_label, write_label
 from .label_pool import LabelPool
-from .thinpool import Tags, ThinPool
+from .thinpool import ThinPool
 
 log = logging.getLogger(__name__)
 MIN_LVM_DISK = 8 << 20  # two 4 MiB extents: a thin pool's metadata and one data extent

@@ -9,62 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 
 from ..kernel import dm
 from ..kernel.block import SECTOR
 from ..kernel.dm_targets import ThinPoolStatus, ThinStatus, linear_params, thin_params, thin_pool_params
+from ..naming import Tags
 from .label import PoolLabel, linear_segments
 
 # Thin I/O past the end of the data space errors at once instead of queueing for 60 s.
 POOL_FEATURES = ("error_if_no_space",)
-
-
-@dataclass(frozen=True)
-class Tags:
-    node: str
-
-    @property
-    def prefix(self) -> str:
-        return f"MAYASTOR-{self.node}-"
-
-    @property
-    def pool_prefix(self) -> str:
-        return f"{self.prefix}pool-"
-
-    @property
-    def nexus_prefix(self) -> str:
-        return f"{self.prefix}nexus-"
-
-    def pool(self, pool_uuid: str, part: str) -> str:
-        return f"{self.pool_prefix}{pool_uuid}-{part}"
-
-    def pool_devices(self, pool_uuid: str) -> tuple[str, str, str]:
-        """The thin-pool and the linear data and metadata areas under it, in teardown order."""
-        return self.pool(pool_uuid, "tpool"), self.pool(pool_uuid, "data"), self.pool(pool_uuid, "meta")
-
-    def thin(self, uuid: str) -> str:
-        return f"{self.prefix}thin-{uuid}"
-
-    def nexus(self, uuid: str, part: str = "") -> str:
-        """The published nexus device (part ""), its raid1 ("raid") or a leg ("<child id>-meta|data")."""
-        return f"{self.nexus_prefix}{uuid}" + (f"-{part}" if part else "")
-
-    def owns(self, dm_name: str) -> bool:
-        return dm_name.startswith(self.prefix)
-
-    def parse(self, dm_name: str) -> tuple[str, str, str] | None:
-        """('pool', uuid, part), ('thin', uuid, '') or ('nexus', uuid, part) for our names; None otherwise."""
-        if not self.owns(dm_name):
-            return None
-        rest = dm_name[len(self.prefix) :]
-        if rest.startswith("pool-") and len(rest) > 42:
-            return "pool", rest[5:41], rest[42:]
-        if rest.startswith("thin-"):
-            return "thin", rest[5:], ""
-        if rest.startswith("nexus-") and len(rest) >= 42:
-            return "nexus", rest[6:42], rest[43:]
-        return None
 
 
 class ThinPool:

@@ -19,14 +19,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from ..kernel import block, era, loop
 from ..kernel.errors import KernelError
-from ..nexus.uri import parse as parse_uri
+from ..store import Nexus as NexusRow
 from ..store import NexusChild as ChildRow
 from ..store import RebuildJob
+from ..store.db import Store, required
 from ..store.models import RebuildState
 from .copier import CopyJob, Progress, Stopped
 
@@ -43,10 +46,36 @@ class RebuildFailed(Exception):
     pass
 
 
+class RebuildNexus(Protocol):
+    """What a full rebuild needs of the nexus service (nexus/core.py provides it); ``stack`` is the
+    nexus's NexusStack, left untyped so that this package does not import the nexus's."""
+
+    store: Store
+    ctl: Any  # kernel.dm.DeviceMapper
+    node: str
+    rebuilds: RebuildManager
+
+    @property
+    def loop_tag(self) -> str: ...
+    def lock(self, uuid: str) -> AbstractContextManager[Any]: ...
+    def load(self, uuid: str) -> tuple[NexusRow, list[ChildRow]]: ...
+    def stack(self, uuid: str) -> Any: ...
+    def open_leg(self, st: Any, kid: ChildRow, row: NexusRow) -> Any: ...
+    def data_offset(self, row: NexusRow) -> int: ...
+    def is_local(self, kid: ChildRow) -> bool: ...
+    def mapped_extents(self, kid: ChildRow) -> list[tuple[int, int]] | None: ...
+    def resyncing_besides(self, row: NexusRow, kids: list[ChildRow], dst: ChildRow) -> bool: ...
+    def swap_in_copied_child(self, row: NexusRow, kids: list[ChildRow], dst: ChildRow) -> None: ...
+    def mark_rebuilt(self, kid_id: int) -> None: ...
+    def refresh_state(self, uuid: str) -> str: ...
+    def persist_info_unanswered(self, uuid: str) -> None: ...
+    def rebuild_failed(self, uuid: str, uri: str) -> None: ...
+
+
 class FullRebuild:
     """One job: a thread that runs the phases above for child ``dst_uri`` of nexus ``uuid``."""
 
-    def __init__(self, svc, uuid: str, job_id: int, dst_uri: str, paused: bool = False):
+    def __init__(self, svc: RebuildNexus, uuid: str, job_id: int, dst_uri: str, paused: bool = False):
         self.svc, self.uuid, self.job_id, self.dst_uri = svc, uuid, job_id, dst_uri
         self._resume = threading.Event()
         if not paused:
@@ -95,7 +124,7 @@ class FullRebuild:
     # persistence ----------------------------------------------------------------------------------
     def _job(self) -> RebuildJob:
         with self.svc.store.session() as s:
-            return s.get(RebuildJob, self.job_id)
+            return required(s, RebuildJob, self.job_id)
 
     def _set_job(self, **values) -> None:
         with self.svc.store.session() as s:
@@ -211,7 +240,7 @@ class FullRebuild:
         healthy = [k for k in kids if k.state == "online" and k.id != dst.id and k.position >= 0]
         if not healthy:
             raise RebuildFailed("no healthy child to rebuild from")
-        local = [k for k in healthy if parse_uri(k.uri).scheme == "bdev"]
+        local = [k for k in healthy if self.svc.is_local(k)]
         return (local or healthy)[0]
 
     def _copy_pass(
@@ -219,14 +248,11 @@ class FullRebuild:
     ) -> None:
         skip_zero = self._discard_rest(dst_data, job.checkpoint, size)
         extents = [(0, size)]
-        parsed = parse_uri(src.uri)
-        if parsed.scheme == "bdev":
-            row = self.svc.ctx.replicas.by_name(parsed.path)
-            if row is not None:
-                mapped = self.svc.ctx.replicas.mapped_extents(row)
-                # the leg's data starts at the nexus's data offset on the replica
-                extents = [(max(s - off, 0), s + n - max(s, off)) for s, n in mapped if s + n > off]
-                extents = [(s, min(n, size - s)) for s, n in extents if s < size]
+        mapped = self.svc.mapped_extents(src)  # a local replica: only what its thin device maps
+        if mapped is not None:
+            # the leg's data starts at the nexus's data offset on the replica
+            extents = [(max(s - off, 0), s + n - max(s, off)) for s, n in mapped if s + n > off]
+            extents = [(s, min(n, size - s)) for s, n in extents if s < size]
         copy = CopyJob(
             src_data,
             dst_data,
@@ -255,25 +281,14 @@ class FullRebuild:
             return False
 
     def _written(self, st, meta: str, since: int, size: int) -> list[tuple[int, int]]:
-        from ..nexus.stack import ERA_BLOCK_SECTORS
-
-        block_bytes = ERA_BLOCK_SECTORS * block.SECTOR
+        block_bytes = st.era_block_bytes
         runs = era.written_since(self.svc.ctl, st.era_name, meta, since)
         out = [(b * block_bytes, n * block_bytes) for b, n in runs]
         return [(s, min(n, size - s)) for s, n in out if s < size]
 
     def _md_busy(self, row, kids: list[ChildRow], dst: ChildRow) -> bool:
         """Is md resyncing another child (a partial rebuild)? The swap waits for it to end."""
-        from ..nexus import state as S
-
-        return any(
-            k.id != dst.id
-            and k.position >= 0
-            and k.state == "degraded"
-            and k.reason == S.R_OUT_OF_SYNC
-            and not self.svc.needs_copy(row, k)
-            for k in kids
-        )
+        return self.svc.resyncing_besides(row, kids, dst)
 
     def _finish(self, st, meta: str, since: int, src_data: str, dst_data: str, dst: ChildRow) -> None:
         svc = self.svc
@@ -312,14 +327,13 @@ class FullRebuild:
                 # the top maps the raid again (the era layer is dropped below) and resumes
                 st.load_top_over_raid(sectors)
                 ctl.resume(st.top_name)
-            from ..nexus import state as S
             from ..store.models import utcnow as now
 
             # the job ends before the child turns online: whoever sees it online finds the history
             self._set_job(
                 state=RebuildState.COMPLETED, ended_at=now(), checkpoint=row.size, blocks_recovered=row.size // 512
             )
-            svc.set_child(dst.id, "online", S.R_NONE, healthy=True)
+            svc.mark_rebuilt(dst.id)
             self._drop_era(st)
             svc.refresh_state(self.uuid)
             svc.persist_info_unanswered(self.uuid)  # healthy=true, as io-engine at rebuild completion
@@ -340,7 +354,7 @@ class FullRebuild:
         path = self._era_file()
         with open(path, "wb") as f:  # a new era layer starts with empty metadata
             f.truncate(ERA_META_BYTES)
-        lo = loop.attach(path, tag=self.svc.ctx.loop_tag)
+        lo = loop.attach(path, tag=self.svc.loop_tag)
         try:
             st.ensure_era(f"7:{lo.index}", sectors)
             st.ensure_top(sectors)
@@ -394,7 +408,7 @@ def release_era_meta(devnum: str | None, node: str, uuid: str) -> None:
 class RebuildManager:
     """The running full rebuilds of a node, by (nexus uuid, child uri)."""
 
-    def __init__(self, svc):
+    def __init__(self, svc: RebuildNexus):
         self.svc = svc
         self._jobs: dict[tuple[str, str], FullRebuild] = {}
         self._lock = threading.Lock()

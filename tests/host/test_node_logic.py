@@ -15,7 +15,7 @@ from mayastor.errors import DeadlineExceeded, InvalidArgument
 from mayastor.locks import KeyedLocks
 from mayastor.pool import catalog
 from mayastor.pool.disk import parse
-from mayastor.pool.thinpool import Tags
+from mayastor.naming import Tags
 
 
 @pytest.mark.parametrize("name", ["pvc-1", "a", "Pool_1.x:y", "x" * validate.NAME_MAX])

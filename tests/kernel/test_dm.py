@@ -12,7 +12,7 @@ from mayastor.kernel import block, dm
 from mayastor.kernel.dm_targets import (Raid1Table, RaidStatus, ThinPoolStatus, ThinStatus, linear_params,
                                         thin_params, thin_pool_params)
 from mayastor.nexus.stack import NexusStack
-from mayastor.pool.thinpool import Tags
+from mayastor.naming import Tags
 
 from .util import pattern, read_direct, run, wait_for, write_direct
 
