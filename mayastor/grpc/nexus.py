@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
 
 from ..errors import NotFound
 from ..exports import Share
 from ..nexus.core import NexusView
 from ..nexus.reservation import Reservation
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
-from ..store import Nexus as NexusRow
 from ..store import RebuildJob
 from ..store.models import RebuildState
 from ..validate import uuid as check_uuid
@@ -34,16 +32,6 @@ def _ts(dt) -> Timestamp:
     if dt is not None:
         t.FromDatetime(dt.replace(tzinfo=None) if dt.tzinfo else dt)
     return t
-
-
-def history_window(jobs: list, since, count: int | None, newest_first: bool) -> list:
-    """Finished rebuilds (oldest first) ended after ``since``, the newest ``count`` of them."""
-    if since is not None:
-        jobs = [j for j in jobs if j.ended_at.replace(tzinfo=None) > since]
-    if newest_first:
-        jobs = jobs[::-1]
-        return jobs if count is None else jobs[:count]
-    return jobs if count is None else jobs[len(jobs) - min(count, len(jobs)) :]
 
 
 def nexus_message(v: NexusView) -> P.nexus.Nexus:
@@ -95,7 +83,6 @@ def _record(j: RebuildJob) -> P.nexus.RebuildHistoryRecord:
 class NexusRpc(P.nexus_grpc.NexusRpcServicer):
     def __init__(self, node):
         self.svc = node.nexuses
-        self.store = node.store
 
     @rpc
     def CreateNexus(self, request, context):
@@ -191,29 +178,14 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         v = self.svc.resume_rebuild(request.nexus_uuid, request.uri)
         return P.nexus.ResumeRebuildResponse(nexus=nexus_message(v))
 
-    # rebuild state and history (SQLite) ----------------------------------------------------------
-    def _job(self, nexus_uuid: str, uri: str) -> RebuildJob:
-        with self.store.session() as s:
-            job = s.scalar(
-                select(RebuildJob)
-                .where(
-                    RebuildJob.nexus_uuid == check_uuid(nexus_uuid),
-                    RebuildJob.dst_uri == uri,
-                    RebuildJob.state.in_((RebuildState.INIT, RebuildState.RUNNING, RebuildState.PAUSED)),
-                )
-                .order_by(RebuildJob.id.desc())
-            )
-        if job is None:
-            raise NotFound(f"no rebuild job for child {uri}")
-        return job
-
+    # rebuild state and history ---------------------------------------------------------------
     @rpc
     def GetRebuildState(self, request, context):
-        return P.nexus.RebuildStateResponse(state=self._job(request.nexus_uuid, request.uri).state)
+        return P.nexus.RebuildStateResponse(state=self.svc.history.active(request.nexus_uuid, request.uri).state)
 
     @rpc
     def GetRebuildStats(self, request, context):
-        j = self._job(request.nexus_uuid, request.uri)
+        j = self.svc.history.active(request.nexus_uuid, request.uri)
         v = self.svc.view(j.nexus_uuid)
         pct = v.progress.get(j.dst_uri, 0)
         rec = j.blocks_recovered if j.phase else j.blocks_total * pct // 100
@@ -232,19 +204,8 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         resp.start_time.CopyFrom(_ts(j.started_at))
         return resp
 
-    def _history(
-        self, nexus_uuid: str, since=None, count=None, newest_first: bool = False
-    ) -> tuple[P.nexus.RebuildHistoryResponse, object]:
-        """A nexus's finished rebuilds and the newest end time among all of them (before the
-        ``since``/``count`` window is applied)."""
-        with self.store.session() as s:
-            row = s.get(NexusRow, nexus_uuid)
-            if row is None:
-                raise NotFound(f"nexus {nexus_uuid} not found")
-            q = select(RebuildJob).where(RebuildJob.nexus_uuid == nexus_uuid, RebuildJob.ended_at.is_not(None))
-            jobs = list(s.scalars(q.order_by(RebuildJob.ended_at, RebuildJob.id)))
-        newest = jobs[-1].ended_at if jobs else None
-        jobs = history_window(jobs, since, count, newest_first)
+    def _history(self, nexus_uuid: str, since=None, count=None, newest_first: bool = False):
+        row, jobs, newest = self.svc.history.finished(nexus_uuid, since, count, newest_first)
         resp = P.nexus.RebuildHistoryResponse(uuid=row.uuid, name=row.name, records=[_record(j) for j in jobs])
         return resp, newest
 
@@ -259,10 +220,8 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
         since = request.since_end_time.ToDatetime() if request.HasField("since_end_time") else None
         count = request.count if request.HasField("count") else None
         resp = P.nexus.ListRebuildHistoryResponse()
-        with self.store.session() as s:
-            uuids = list(s.scalars(select(NexusRow.uuid).where(NexusRow.lifecycle == "ready")))
         newest = None
-        for u in uuids:
+        for u in self.svc.history.nexus_uuids():
             try:
                 h, end = self._history(u, since, count, newest_first=True)
             except NotFound:  # destroyed meanwhile

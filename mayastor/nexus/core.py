@@ -36,6 +36,7 @@ from ..store.models import utcnow as now
 from . import fence, reservation
 from . import state as S
 from .children import ChildContext, ChildDevice, device_for
+from .history import RebuildHistory
 from .persist import InfoPublisher
 from .reservation import Reservation
 from .stack import META_BYTES, Leg, NexusStack
@@ -78,6 +79,7 @@ class NexusCore:
         self.nexus_port, self.replica_port = ports
         self.ctx = ChildContext(node_name, replicas, loop_tag, paths)
         self.rebuilds = RebuildManager(self)
+        self.history = RebuildHistory(store)  # rebuild jobs as the API reports them
         self._reserved: set[tuple[str, int, int]] = set()  # (nexus, child id, key) holding its reservation
 
     # helpers ----------------------------------------------------------------------------------

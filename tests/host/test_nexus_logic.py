@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mayastor.errors import FailedPrecondition, InvalidArgument
-from mayastor.grpc.nexus import history_window
+from mayastor.nexus.history import history_window
 from mayastor.nexus import state as S
 from mayastor.nexus.reservation import Reservation
 from mayastor.nexus.stack import region_sectors_for
