@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import load_config, load_pools
     from .host_identity import host_identity
     from .paths import PathPolicy
+    from .pool.backend import PoolArgs
 
     try:
         grpc_addr = grpc_address(args)
@@ -259,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     node.reconcile()
     for spec in pool_specs:  # -P: create-or-import, like upstream's pool yaml at start
         try:
-            pool = node.pools.create(spec.name, spec.disks)
-            node.replicas.bring_up(pool)
+            node.create_pool(PoolArgs(spec.name, tuple(spec.disks)))
             log.info("pool %s from %s is up", spec.name, args.pool_config)
         except MayastorError as exc:
             if exc.code != "ALREADY_EXISTS":

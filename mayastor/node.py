@@ -14,7 +14,8 @@ from .naming import Tags
 from .nexus.service import NexusService
 from .nexus.watcher import NexusWatcher
 from .paths import PathPolicy
-from .pool.service import PoolService
+from .pool.backend import PoolArgs
+from .pool.service import LivePool, PoolService
 from .replica.service import ReplicaService
 from .store.db import Store
 
@@ -61,6 +62,19 @@ class Node:
         self.nexuses.ctx.bdevs = self.bdevs  # bdev:/// children that are CreateBdev's devices
         self.watcher = NexusWatcher(self.nexuses)
         self.health = HealthService(self.replicas, self.nexuses)  # grpc_port set once the server is bound
+
+    # pools with their replicas (create-or-import: an imported pool brings its replicas back) ----
+    def create_pool(self, args: PoolArgs) -> LivePool:
+        pool = self.pools.create(
+            args.name, list(args.disks), args.uuid, args.pooltype, args.cluster_size, args.md_resv_ratio
+        )
+        self.replicas.bring_up(pool)
+        return pool
+
+    def import_pool(self, args: PoolArgs) -> LivePool:
+        pool = self.pools.import_pool(args.name, list(args.disks), args.uuid, args.pooltype)
+        self.replicas.bring_up(pool)
+        return pool
 
     def reconcile(self) -> None:
         from .reconcile import reconcile

@@ -8,7 +8,7 @@ from google.protobuf import empty_pb2
 
 from ..errors import NotFound
 from ..kernel.errors import KernelError
-from ..pool.backend import POOL_FAULTED
+from ..pool.backend import POOL_FAULTED, PoolArgs
 from ..pool.service import LivePool
 from . import protos as P
 from .status import opt, rpc
@@ -63,22 +63,20 @@ class PoolRpc(P.pool_grpc.PoolRpcServicer):
             if request.HasField("md_args") and request.md_args.HasField("md_resv_ratio")
             else None
         )
-        pool = self.node.pools.create(
+        args = PoolArgs(
             request.name,
-            list(request.disks),
+            tuple(request.disks),
             opt(request, "uuid"),
             request.pooltype,
             opt(request, "cluster_size"),
             md_ratio,
         )
-        self.node.replicas.bring_up(pool)  # create-or-import: an imported pool brings its replicas
-        return pool_message(self.node, pool)
+        return pool_message(self.node, self.node.create_pool(args))
 
     @rpc
     def ImportPool(self, request, context):
-        pool = self.node.pools.import_pool(request.name, list(request.disks), opt(request, "uuid"), request.pooltype)
-        self.node.replicas.bring_up(pool)
-        return pool_message(self.node, pool)
+        args = PoolArgs(request.name, tuple(request.disks), opt(request, "uuid"), request.pooltype)
+        return pool_message(self.node, self.node.import_pool(args))
 
     def _find(self, request) -> LivePool:
         uuid = opt(request, "uuid")

@@ -26,6 +26,19 @@ class PoolCondition:
     reason: str  # why it is not online
 
 
+@dataclass(frozen=True)
+class PoolArgs:
+    """CreatePool's and ImportPool's arguments (io-engine's PoolArgs): what the gRPC message and
+    the pool yaml at start say."""
+
+    name: str
+    disks: tuple[str, ...]
+    uuid: str | None = None
+    pooltype: int = POOL_TYPE_LVS
+    cluster_size: int | None = None
+    md_resv_ratio: float | None = None
+
+
 class PoolBackend(ABC):
     """A live pool. ``uuid``, ``name`` and ``disks`` (canonical URIs) are set by the subclass."""
 
