@@ -10,6 +10,7 @@ from ..errors import NotFound
 from ..exports import Share
 from ..nexus.core import NexusView
 from ..nexus.reservation import Reservation
+from ..nexus.service import NexusArgs
 from ..nexus.state import CHILD_STATE_WIRE, NEXUS_WIRE
 from ..store import RebuildJob
 from ..store.models import RebuildState
@@ -92,16 +93,17 @@ class NexusRpc(P.nexus_grpc.NexusRpcServicer):
             request.resvType if request.HasField("resvType") else None,
             request.preemptPolicy,
         )
-        v = self.svc.create(
+        args = NexusArgs(
             request.name,
             request.uuid,
             request.size,
-            list(request.children),
+            tuple(request.children),
             request.minCntlId,
             request.maxCntlId,
             resv,
             request.nexusInfoKey,
         )
+        v = self.svc.create(args)
         return P.nexus.CreateNexusResponse(nexus=nexus_message(v))
 
     @rpc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import empty_pb2
 
-from ..replica.service import ReplicaView
+from ..replica.service import ReplicaArgs, ReplicaView
 from . import protos as P
 from .status import opt, rpc
 
@@ -47,17 +47,17 @@ class ReplicaRpc(P.replica_grpc.ReplicaRpcServicer):
 
     @rpc
     def CreateReplica(self, request, context):
-        v = self.svc.create(
+        args = ReplicaArgs(
             request.name,
             request.uuid,
             request.pooluuid,
             request.size,
             request.thin,
             request.share,
-            list(request.allowed_hosts),
+            tuple(request.allowed_hosts),
             opt(request, "entity_id"),
         )
-        return replica_message(v)
+        return replica_message(self.svc.create(args))
 
     @rpc
     def DestroyReplica(self, request, context):

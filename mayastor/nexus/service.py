@@ -5,6 +5,7 @@ calls that change a running nexus."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -32,19 +33,26 @@ from .uri import parse as parse_uri
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class NexusArgs:
+    """CreateNexus's arguments (0 cntlids: nvmet's whole range)."""
+
+    name: str
+    uuid: str
+    size: int
+    children: tuple[str, ...]
+    min_cntlid: int = 0
+    max_cntlid: int = 0
+    reservation: Reservation = Reservation()
+    nexus_info_key: str = ""
+
+
 class NexusService(NexusOperations):
     # create / destroy ---------------------------------------------------------------------------
-    def create(
-        self,
-        name: str,
-        uuid: str,
-        size: int,
-        children: list[str],
-        min_cntlid: int = 0,
-        max_cntlid: int = 0,
-        reservation: Reservation = Reservation(),
-        nexus_info_key: str = "",
-    ) -> NexusView:
+    def create(self, args: NexusArgs) -> NexusView:
+        name, uuid, size, children = args.name, args.uuid, args.size, list(args.children)
+        min_cntlid, max_cntlid, reservation = args.min_cntlid, args.max_cntlid, args.reservation
+        nexus_info_key = args.nexus_info_key
         uuid = validate.uuid(uuid, "nexus uuid")
         name = validate.name(name or uuid, "nexus name")
         if size <= 0 or size % BLOCK or size > validate.SIZE_MAX:

@@ -79,6 +79,20 @@ def _check_share(share: int) -> int:
     return share
 
 
+@dataclass(frozen=True)
+class ReplicaArgs:
+    """CreateReplica's arguments; ``pool`` is the pool's name or uuid."""
+
+    name: str
+    uuid: str
+    pool: str
+    size: int
+    thin: bool
+    share: int = Share.NONE
+    allowed_hosts: Sequence[str] = ()
+    entity_id: str | None = None
+
+
 class ReplicaService:
     def __init__(self, store: Store, pools: PoolService, target: NvmfTarget, locks: KeyedLocks):
         self.store, self.pools, self.target, self.locks = store, pools, target, locks
@@ -245,17 +259,9 @@ class ReplicaService:
         return int(total or 0)
 
     # create -------------------------------------------------------------------------------------
-    def create(
-        self,
-        name: str,
-        uuid: str,
-        pool_id: str,
-        size: int,
-        thin: bool,
-        share: int = Share.NONE,
-        allowed_hosts: Sequence[str] = (),
-        entity_id: str | None = None,
-    ) -> ReplicaView:
+    def create(self, args: ReplicaArgs) -> ReplicaView:
+        name, uuid, pool_id, size, thin = args.name, args.uuid, args.pool, args.size, args.thin
+        share, allowed_hosts, entity_id = args.share, args.allowed_hosts, args.entity_id
         validate.name(name, "replica name")
         uuid = validate.uuid(uuid, "replica uuid")
         if size <= 0:

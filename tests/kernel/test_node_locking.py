@@ -8,6 +8,7 @@ import uuid
 
 from mayastor.node import Node
 from mayastor.paths import PathPolicy
+from mayastor.replica.service import ReplicaArgs
 from mayastor.store import open_store
 
 MiB = 1 << 20
@@ -21,14 +22,14 @@ def test_calls_on_different_pools_do_not_serialise(tmp_path):
         done_a = threading.Event()
 
         def create_on_a():
-            node.replicas.create("ra", str(uuid.uuid4()), "la", MiB, True)
+            node.replicas.create(ReplicaArgs("ra", str(uuid.uuid4()), "la", MiB, True))
             done_a.set()
 
         with node.locks.exclusive(a.uuid):  # a pool-wide call on a (destroy, export, grow) is running
             t = threading.Thread(target=create_on_a)
             t.start()
             # pool b is free: this returns although a call on pool a is blocked on a's lock
-            node.replicas.create("rb", str(uuid.uuid4()), "lb", MiB, True)
+            node.replicas.create(ReplicaArgs("rb", str(uuid.uuid4()), "lb", MiB, True))
             assert not done_a.is_set()
         t.join(timeout=30)
         assert done_a.is_set()
