@@ -6,14 +6,18 @@ on its own control fd), then reads each nexus's raid status and persists what ch
 * the top device's path failed (no healthy child left, I/O now queued) -> every child that was
   still online is FAULTED and so is the nexus.
 
-A 1 s timeout doubles as the progress tick for running rebuilds. A nexus busy with a call is
-looked at again on the next round.
+Idle means idle: without events the thread sleeps. A dm event (any table swap, a leg's fault, a
+resync's end, a multipath path failure all raise one) makes it check every nexus in full; a nexus
+busy with a call is looked at again a tick (1 s) later, and so is every nexus while md resyncs one.
+A sweep every 30 s is the safety net for a missed event: it reads each nexus's raid and top status
+and looks further (rows, database) only where that changed since the last look.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import select
 
@@ -30,11 +34,13 @@ log = logging.getLogger(__name__)
 
 
 class NexusWatcher:
-    def __init__(self, svc, tick: float = 1.0):
-        self.svc, self.tick = svc, tick
+    def __init__(self, svc, tick: float = 1.0, sweep: float = 30.0):
+        self.svc, self.tick, self.sweep = svc, tick, sweep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.events = 0
+        self._seen: dict[str, tuple] = {}  # nexus -> its kernel status at the last look
+        self._resyncing = False  # md resyncs a leg of some nexus: look every tick
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="nexus-watcher", daemon=True)
@@ -52,41 +58,70 @@ class NexusWatcher:
 
     def _run(self) -> None:
         ctl = DeviceMapper()
+        event = True  # the first round looks at everything
+        retry: set[str] = set()
+        last_sweep = time.monotonic()
         try:
             while not self._stop.is_set():
                 try:
-                    ctl.arm_poll()
-                    self.scan()
-                    if ctl.poll_event(self.tick):
+                    ctl.arm_poll()  # before looking: an event meanwhile wakes the next wait at once
+                    if event or self._resyncing:
+                        retry = self.scan()
+                        last_sweep = time.monotonic()
+                    elif retry:
+                        retry = self.scan(only=retry)
+                    elif time.monotonic() - last_sweep >= self.sweep:
+                        retry = self.scan(full=False)
+                        last_sweep = time.monotonic()
+                    wait = self.tick if retry or self._resyncing else self.sweep - (time.monotonic() - last_sweep)
+                    event = ctl.poll_event(max(wait, 0.0))
+                    if event:
                         self.events += 1
                 except Exception:  # the watcher must outlive any one bad round
                     log.exception("nexus watcher round failed")
+                    event = True
                     self._stop.wait(self.tick)
         finally:
             ctl.close()
 
-    def scan(self) -> None:
+    def scan(self, only: set[str] | None = None, full: bool = True) -> set[str]:
+        """Check the running nexuses (``only`` these); ``full`` False looks past the kernel status
+        only where it changed. Returns the nexuses skipped because a call held their lock."""
         with self.svc.store.session() as s:
             uuids = list(
                 s.scalars(
                     select(Row.uuid).where(Row.lifecycle == "ready", Row.state.notin_(("shutting_down", "shutdown")))
                 )
             )
+        for gone in set(self._seen) - set(uuids):
+            del self._seen[gone]
+        if only is None:
+            self._resyncing = False
+        busy = set()
         for uuid in uuids:
+            if only is not None and uuid not in only:
+                continue
             try:
                 with self.svc.locks.hold(f"nexus:{uuid}", timeout=0.05):
-                    self.check(uuid)
+                    self.check(uuid, full=full)
             except DeadlineExceeded:
-                continue
+                busy.add(uuid)
             except KernelError as exc:
                 log.warning("nexus %s: %s", uuid, exc)
+        return busy
 
-    def check(self, uuid: str) -> None:
+    def check(self, uuid: str, full: bool = True) -> None:
         svc = self.svc
         st = svc.stack(uuid)
         status = st.status()
         if status is None:
             return
+        if status.sync_action not in ("idle", "frozen"):  # md copies: its end is looked for each tick
+            self._resyncing = True
+        seen = (status.health, status.sync_action, status.sync_current, st.exists() and st.top_path_failed())
+        if not full and self._seen.get(uuid) == seen:
+            return
+        self._seen[uuid] = seen
         row, kids = svc.load_any(uuid)
         if row is None or row.state in ("shutting_down", "shutdown"):
             return

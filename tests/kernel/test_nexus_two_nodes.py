@@ -199,3 +199,48 @@ def test_fencing_by_reshare_stops_the_old_nexus(nodes, tmp_path):
     writer.wait(timeout=30)
     assert writer.returncode != 0
     assert read_direct(thin, 0, 4096) == pattern(7, 4096)
+
+
+def allocated(c, name: str) -> int:
+    return next(r for r in c.replica.ListReplicas(P.replica.ListReplicaOptions()).replicas if r.name == name).usage.allocated_bytes
+
+
+@pytest.mark.timeout(600)
+def test_fstrim_through_the_nexus_gives_space_back_on_a_local_and_a_remote_leg(nodes, tmp_path):
+    n1, n2 = nodes
+    c1, c2 = n1.client, n2.client
+    size = 256 * MiB
+    local = replica(c1, tmp_path, "nx1", "trim-r1", size)
+    remote = replica(c2, tmp_path, "nx2", "trim-r2", size, share=1)
+    nu = U()
+    children = [f"bdev:///trim-r1?uuid={local.uuid}", remote.uri]
+    c1.nexus.CreateNexus(P.nexus.CreateNexusRequest(name="trimvol", uuid=nu, size=size, children=children))
+    nqn = "nqn.2019-05.io.openebs:trimvol"
+    c1.nexus.PublishNexus(P.nexus.PublishNexusRequest(uuid=nu, share=1, allowed_hosts=[HOST]))
+    dev = connect_nexus(nu, nqn)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        # 4 KiB blocks, as ext4 picks for any volume above 512 MiB (with the 1 KiB blocks of a small
+        # one, backup superblocks every 8 MiB pin thin blocks that no trim can free)
+        run("mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0", dev,
+            timeout=300)
+        run("mount", "-o", "nodiscard", dev, str(mnt))
+        try:
+            empty = {"local": allocated(c1, "trim-r1"), "remote": allocated(c2, "trim-r2")}
+            run("dd", "if=/dev/urandom", f"of={mnt}/data", "bs=1M", "count=64", "conv=fsync", timeout=300)
+            full = {"local": allocated(c1, "trim-r1"), "remote": allocated(c2, "trim-r2")}
+            written = 64 * MiB
+            for leg in full:  # the file's blocks reached each leg's pool (some share thin blocks with ext4's metadata)
+                assert full[leg] - empty[leg] >= written // 2, (leg, empty, full)
+            os.unlink(mnt / "data")
+            run("sync")
+            out = run("fstrim", "-v", str(mnt), timeout=300).stdout
+            after = {"local": allocated(c1, "trim-r1"), "remote": allocated(c2, "trim-r2")}
+        finally:
+            run("umount", str(mnt))
+    finally:
+        run("nvme", "disconnect", "-n", nqn, check=False)
+    print(f"fstrim: {out.strip()}; allocated empty {empty}, with the file {full}, after fstrim {after}")
+    for leg in full:  # the thin pool on each leg gets back at least 90 % of what the file took
+        assert full[leg] - after[leg] >= 0.9 * (full[leg] - empty[leg]), (leg, empty, full, after)
