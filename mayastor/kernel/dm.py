@@ -13,6 +13,7 @@ import os
 import select
 import struct
 import subprocess
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from .errors import KernelError, NotSupportedError
@@ -429,6 +430,15 @@ def devnode(minor: int) -> str:
 def name_of(minor: int) -> str:
     with open(f"/sys/block/dm-{minor}/dm/name") as f:
         return f.read().strip()
+
+
+def xml_int_attr(el: ET.Element, name: str, tool: str) -> int:
+    """An integer attribute of a metadata tool's XML (thin_dump, era_invalidate); ValueError
+    naming the tool when it is missing."""
+    value = el.get(name)
+    if value is None:
+        raise ValueError(f"{tool}: <{el.tag}> has no {name}")
+    return int(value)
 
 
 def run_on_metadata_snapshot(

@@ -9,22 +9,15 @@ from . import dm
 from .dm_targets import EraStatus
 
 
-def _int_attr(el: ET.Element, name: str) -> int:
-    value = el.get(name)
-    if value is None:
-        raise ValueError(f"era_invalidate: <{el.tag}> has no {name}")
-    return int(value)
-
-
 def parse_invalidate(xml_text: str) -> list[tuple[int, int]]:
     """(first block, count) runs from era_invalidate XML (``<range begin end>`` is half-open)."""
     root = ET.fromstring(xml_text)
     out = []
     for el in root:
         if el.tag == "block":
-            out.append((_int_attr(el, "block"), 1))
+            out.append((dm.xml_int_attr(el, "block", "era_invalidate"), 1))
         elif el.tag == "range":
-            b, e = _int_attr(el, "begin"), _int_attr(el, "end")
+            b, e = dm.xml_int_attr(el, "begin", "era_invalidate"), dm.xml_int_attr(el, "end", "era_invalidate")
             if e > b:
                 out.append((b, e - b))
     return sorted(out)

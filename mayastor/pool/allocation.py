@@ -15,14 +15,6 @@ from ..kernel.block import SECTOR
 _SNAP_LOCK = threading.Lock()  # one metadata snapshot per pool at a time; one lock keeps it simple
 
 
-def int_attr(el: ET.Element, name: str) -> int:
-    """An integer attribute of thin_dump's XML; ValueError when it is missing."""
-    value = el.get(name)
-    if value is None:
-        raise ValueError(f"thin_dump: <{el.tag}> has no {name}")
-    return int(value)
-
-
 def parse_thin_dump(xml_text: str, dev_id: int) -> tuple[int, list[tuple[int, int]]]:
     """(data block size in bytes, merged (offset, length) byte extents of ``dev_id``) from thin_dump XML."""
     root = ET.fromstring(xml_text)
@@ -37,9 +29,11 @@ def parse_thin_dump(xml_text: str, dev_id: int) -> tuple[int, list[tuple[int, in
             continue
         for m in dev:
             if m.tag == "range_mapping":
-                blocks.append((int_attr(m, "origin_begin"), int_attr(m, "length")))
+                blocks.append(
+                    (dm.xml_int_attr(m, "origin_begin", "thin_dump"), dm.xml_int_attr(m, "length", "thin_dump"))
+                )
             elif m.tag == "single_mapping":
-                blocks.append((int_attr(m, "origin_block"), 1))
+                blocks.append((dm.xml_int_attr(m, "origin_block", "thin_dump"), 1))
     return block, [(b * block, n * block) for b, n in merge_extents(blocks)]
 
 
