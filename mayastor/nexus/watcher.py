@@ -118,7 +118,8 @@ class NexusWatcher:
             return
         if status.sync_action not in ("idle", "frozen"):  # md copies: its end is looked for each tick
             self._resyncing = True
-        seen = (status.health, status.sync_action, status.sync_current, st.exists() and st.top_path_failed())
+        top_failed = st.exists() and st.top_path_failed()
+        seen = (status.health, status.sync_action, status.sync_current, top_failed)
         if not full and self._seen.get(uuid) == seen:
             return
         self._seen[uuid] = seen
@@ -169,7 +170,7 @@ class NexusWatcher:
                 svc.end_jobs(uuid, kid.uri, RebuildState.FAILED)
             svc.set_child(kid.id, new[0], reason, healthy=new[0] == "online" if not faulted else False, fault=faulted)
             changed = True
-        if st.exists() and st.top_path_failed():
+        if top_failed:
             if any(svc.fenced(row, k) for k in kids if k.state == "online"):
                 # every leg failed at once and md marked none (it keeps the last one): a
                 # reservation conflict on all of them is a preempt, not a lost volume
