@@ -174,14 +174,7 @@ class PoolService:
                     transaction_id=0,
                 )
             )
-        pool = LabelPool(
-            label.pool_uuid,
-            name,
-            [d.uri.canonical for d in opened],
-            label,
-            opened,
-            ThinPool(self.ctl, self.tags, label, [d.device for d in opened]),
-        )
+        pool = self._label_pool(name, label, opened)
         try:
             pool.thin.assemble(fresh=True)
             crashpoint.hit("pool.create.assembled")
@@ -201,6 +194,11 @@ class PoolService:
         self.live[pool.uuid] = pool
         log.info("pool %s (%s) created on %s", name, pool.uuid, ", ".join(pool.disks))
         return pool
+
+    def _label_pool(self, name: str, label: PoolLabel, disks: list[OpenDisk]) -> LabelPool:
+        """A label pool over its opened disks, in the label's order (not yet assembled)."""
+        thin = ThinPool(self.ctl, self.tags, label, [d.device for d in disks])
+        return LabelPool(label.pool_uuid, name, [d.uri.canonical for d in disks], label, disks, thin)
 
     def _undo_create(self, pool: LabelPool) -> None:
         try:
@@ -257,14 +255,7 @@ class PoolService:
         ordered = [by_uuid[u] for u in wanted]
         label = found[opened.index(ordered[0])]
         label.this_disk = 0
-        pool = LabelPool(
-            label.pool_uuid,
-            name,
-            [d.uri.canonical for d in ordered],
-            label,
-            ordered,
-            ThinPool(self.ctl, self.tags, label, [d.device for d in ordered]),
-        )
+        pool = self._label_pool(name, label, ordered)
         try:
             pool.thin.assemble()
             pool.catalog = cat.read(pool.catalog_device)
