@@ -23,17 +23,12 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.replicas import cpu_seconds  # noqa: E402
 from mayastor.grpc import protos as P  # noqa: E402
 from tests.kernel.daemon import Daemon  # noqa: E402
 
 MiB = 1 << 20
 SIZE = 8 * MiB
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_pct(pid: int, seconds: float) -> float:
